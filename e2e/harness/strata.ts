@@ -1,0 +1,52 @@
+/**
+ * Wrapper around the real Strata CLI (packages/agent/bin/run.js), run the way
+ * PostgreSQL would run it from archive_command: as the postgres OS user.
+ */
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runAsPostgres, runCommand, shellQuote, type RunResult } from './postgres.js';
+
+const HARNESS_DIR = path.dirname(fileURLToPath(import.meta.url));
+/** Absolute path of the CLI entry point, derived from this file's location. */
+export const STRATA_BIN = path.resolve(HARNESS_DIR, '..', '..', 'packages', 'agent', 'bin', 'run.js');
+
+export interface RunStrataOptions {
+  /** Config file path, appended as `--config <path>` (after the command, oclif-style). */
+  config?: string;
+  /** Merged over process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Run as the postgres OS user when we are root (default), like archive_command does. */
+  asPostgres?: boolean;
+  timeoutMs?: number;
+  input?: string | Buffer;
+  cwd?: string;
+}
+
+export interface StrataResult extends RunResult {
+  /** Parsed stdout when args include --json and stdout is valid JSON. */
+  json?: unknown;
+}
+
+export async function runStrata(args: string[], opts: RunStrataOptions = {}): Promise<StrataResult> {
+  const { config, env, asPostgres = true, timeoutMs = 120_000, input, cwd } = opts;
+  const fullArgs = [STRATA_BIN, ...args, ...(config !== undefined ? ['--config', config] : [])];
+  const run = asPostgres ? runAsPostgres : runCommand;
+  const res: StrataResult = await run(process.execPath, fullArgs, { env, timeoutMs, input, cwd });
+  if (args.includes('--json')) {
+    try {
+      res.json = JSON.parse(res.stdout) as unknown;
+    } catch {
+      // Leave json undefined: callers assert on it and see stdout/stderr in the failure.
+    }
+  }
+  return res;
+}
+
+/**
+ * `'/abs/node' '/abs/run.js'` for embedding in archive_command/restore_command,
+ * e.g. `${strataCommandLine()} archive-push %p`. Absolute node path because the
+ * server's PATH may not contain node.
+ */
+export function strataCommandLine(): string {
+  return `${shellQuote(process.execPath)} ${shellQuote(STRATA_BIN)}`;
+}

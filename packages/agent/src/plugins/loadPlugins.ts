@@ -1,0 +1,82 @@
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import {
+  CONTRACT_VERSION,
+  Repository,
+  StrataError,
+  nonePlugin,
+  parsePluginConfig,
+  zstdPlugin,
+  type AnyPlugin,
+  type Compressor,
+  type Logger,
+  type PluginKind,
+  type StrataConfig,
+} from '@strata/core';
+
+/** Short names of the plugins that ship with Strata. */
+const BUILTIN_PACKAGES: Record<string, string> = { fs: '@strata/plugin-fs' };
+const BUILTIN_COMPRESSION: Record<string, AnyPlugin> = { zstd: zstdPlugin, none: nonePlugin };
+
+/** A name, a package ("strata-plugin-x", "@acme/strata-x") or a path ("./x.js"). */
+async function importPlugin(spec: string, kind: PluginKind, configDir: string): Promise<AnyPlugin> {
+  if (kind === 'compression' && BUILTIN_COMPRESSION[spec]) return BUILTIN_COMPRESSION[spec];
+  const target = BUILTIN_PACKAGES[spec] ?? spec;
+  const specifier = target.startsWith('.') || path.isAbsolute(target) ? pathToFileURL(path.resolve(configDir, target)).href : target;
+  let mod: { default?: unknown };
+  try {
+    mod = (await import(specifier)) as { default?: unknown };
+  } catch (err) {
+    throw new StrataError('ConfigInvalid', `cannot load ${kind} plugin "${spec}": ${(err as Error).message}`, {
+      cause: err,
+      hint: `install it (npm i -g ${target}, or "strata plugins install ${target}") or fix the plugin name in the config`,
+    });
+  }
+  const plugin = mod.default as Partial<AnyPlugin> | undefined;
+  if (!plugin || typeof plugin !== 'object' || typeof plugin.create !== 'function' || !plugin.configSchema) {
+    throw new StrataError('ConfigInvalid', `"${spec}" is not a Strata plugin (its default export must come from definePlugin)`);
+  }
+  if (plugin.contractVersion !== CONTRACT_VERSION) {
+    throw new StrataError('ConfigInvalid', `plugin "${spec}" was built for plugin contract ${plugin.contractVersion ?? 'unknown'}, this Strata speaks contract ${CONTRACT_VERSION}`, {
+      hint: 'install a version of the plugin made for this Strata release',
+    });
+  }
+  if (plugin.kind !== kind) throw new StrataError('ConfigInvalid', `plugin "${spec}" is a ${plugin.kind} plugin, configured as ${kind}`);
+  return plugin as AnyPlugin;
+}
+
+async function loadCompressors(config: StrataConfig, source: string, configDir: string): Promise<Map<string, Compressor>> {
+  const out = new Map<string, Compressor>();
+  for (const [name, plugin] of Object.entries(BUILTIN_COMPRESSION)) {
+    const options = name === config.compression.plugin ? withoutPluginKey(config.compression) : {};
+    const parsed = parsePluginConfig(plugin.configSchema, options, ['compression'], source);
+    out.set(name, (await plugin.create(parsed as never, { configDir })) as Compressor);
+  }
+  const chosen = config.compression.plugin;
+  if (!out.has(chosen)) {
+    const plugin = await importPlugin(chosen, 'compression', configDir);
+    const parsed = parsePluginConfig(plugin.configSchema, withoutPluginKey(config.compression), ['compression'], source);
+    out.set(chosen, (await plugin.create(parsed as never, { configDir })) as Compressor);
+  }
+  return out;
+}
+
+function withoutPluginKey(obj: Record<string, unknown>, extra: string[] = []): Record<string, unknown> {
+  const copy = { ...obj };
+  for (const k of ['plugin', ...extra]) delete copy[k];
+  return copy;
+}
+
+/** Opens the named repository (default: the first configured). */
+export async function openRepository(config: StrataConfig, source: string, configDir: string, name: string | undefined, logger: Logger): Promise<Repository> {
+  const index = name === undefined ? 0 : config.repos.findIndex((r) => r.name === name);
+  const repoConfig = config.repos[index];
+  if (!repoConfig) {
+    throw new StrataError('InvalidArgument', `no repository "${name}" in the config; configured: ${config.repos.map((r) => r.name).join(', ')}`);
+  }
+  const plugin = await importPlugin(repoConfig.plugin, 'storage', configDir);
+  const options = parsePluginConfig(plugin.configSchema, withoutPluginKey(repoConfig, ['name']), ['repos', index], source);
+  const backend = await plugin.create(options as never, { configDir });
+  const compressors = await loadCompressors(config, source, configDir);
+  return new Repository(repoConfig.name, backend as never, compressors, logger);
+}

@@ -1,0 +1,73 @@
+import { z } from 'zod';
+
+const clusterName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'use letters, digits, "_", "." and "-" (it becomes part of object keys)');
+
+export const clusterSchema = z
+  .object({
+    pgdata: z.string().min(1),
+    host: z.string().default('/var/run/postgresql'),
+    port: z.number().int().min(1).max(65535).default(5432),
+    user: z.string().default('postgres'),
+    database: z.string().default('postgres'),
+  })
+  .strict();
+
+/** Plugin-specific keys are validated by the plugin's own schema when it is loaded. */
+export const repoSchema = z
+  .object({
+    name: clusterName,
+    plugin: z.string().min(1),
+  })
+  .passthrough();
+
+export const compressionSchema = z
+  .object({ plugin: z.string().default('zstd') })
+  .passthrough()
+  .default({ plugin: 'zstd', level: 3 } as { plugin: string });
+
+export const configSchema = z
+  .object({
+    clusters: z.record(clusterName, clusterSchema).refine((c) => Object.keys(c).length > 0, 'configure at least one cluster'),
+    repos: z.array(repoSchema).min(1, 'configure at least one repository'),
+    compression: compressionSchema,
+    archive: z
+      .object({
+        /** Seconds a backup waits for the WAL it needs to reach the repository. */
+        timeout: z.number().positive().default(120),
+      })
+      .strict()
+      .default({ timeout: 120 }),
+    backup: z
+      .object({
+        /** Size of the compressed unit; restore fetches whole super blocks. Multiple of 8192. */
+        superBlockSize: z
+          .number()
+          .int()
+          .min(8192)
+          .max(16 * 1024 * 1024)
+          .refine((n) => n % 8192 === 0, 'must be a multiple of 8192')
+          .default(1024 * 1024),
+        /** Packs are flushed to the repository at this size. */
+        packSize: z
+          .number()
+          .int()
+          .min(1024 * 1024)
+          .default(16 * 1024 * 1024),
+      })
+      .strict()
+      .default({ superBlockSize: 1024 * 1024, packSize: 16 * 1024 * 1024 }),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    const seen = new Set<string>();
+    cfg.repos.forEach((r, i) => {
+      if (seen.has(r.name)) ctx.addIssue({ code: 'custom', path: ['repos', i, 'name'], message: `duplicate repository name "${r.name}"` });
+      seen.add(r.name);
+    });
+  });
+
+export type StrataConfig = z.output<typeof configSchema>;
+export type ClusterConfig = z.output<typeof clusterSchema>;
+export type RepoConfig = z.output<typeof repoSchema>;

@@ -1,0 +1,96 @@
+import type { Readable } from 'node:stream';
+import type { z } from 'zod';
+
+/**
+ * Plugin contracts. A plugin built for another major version is refused at load time, so bump
+ * CONTRACT_VERSION on any breaking change to these interfaces.
+ */
+export const CONTRACT_VERSION = 1;
+
+export type PluginKind = 'storage' | 'compression' | 'encryption';
+
+export interface StorageCapabilities {
+  /** get() honours `range`. */
+  readWithRange: boolean;
+  /** put() honours `ifNoneMatch` atomically. */
+  writeIfNotExists: boolean;
+  /** Tags are stored and returned by head(). */
+  tags: boolean;
+  /** Largest page size list() asks for. */
+  listMaxKeys: number;
+}
+
+export type Tags = Record<string, string>;
+
+export interface PutOptions {
+  tags?: Tags;
+  /** Fail with AlreadyExists instead of replacing an existing object. */
+  ifNoneMatch?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface GetOptions {
+  /** Inclusive start, exclusive end (end omitted: to the end of the object). */
+  range?: { start: number; end?: number };
+  signal?: AbortSignal;
+}
+
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  mtime?: Date;
+  tags?: Tags;
+}
+
+/**
+ * What a storage plugin author implements. Keys are '/'-separated relative paths. Objects are
+ * written whole: an object is visible only once put() resolved, never partially. Errors are
+ * StrataErrors (NotFound, AlreadyExists, PermissionDenied, Unavailable, ...).
+ */
+export interface StorageBackend {
+  readonly capabilities: StorageCapabilities;
+  put(key: string, body: Buffer | Readable, options?: PutOptions): Promise<void>;
+  get(key: string, options?: GetOptions): Promise<Readable>;
+  /** undefined when the object does not exist. */
+  head(key: string): Promise<ObjectInfo | undefined>;
+  /** Every object whose key starts with prefix, in lexical key order. */
+  list(prefix: string): AsyncIterable<ObjectInfo>;
+  /** Deleting a missing key is not an error. */
+  delete(keys: string[]): Promise<void>;
+  /** Human description for messages, e.g. "fs:/var/lib/strata/repo". Never contains secrets. */
+  describe(): string;
+  close?(): Promise<void>;
+}
+
+export interface Compressor {
+  /** File-name extension of compressed objects, e.g. "zst". */
+  readonly extension: string;
+  compress(data: Buffer): Promise<Buffer>;
+  decompress(data: Buffer): Promise<Buffer>;
+}
+
+export interface PluginContext {
+  /** Directory relative paths in the config are resolved against. */
+  configDir: string;
+}
+
+interface PluginBase<K extends PluginKind, S extends z.ZodType, T> {
+  name: string;
+  kind: K;
+  contractVersion: number;
+  configSchema: S;
+  create(config: z.output<S>, context: PluginContext): T | Promise<T>;
+}
+
+export type StoragePlugin<S extends z.ZodType = z.ZodType> = PluginBase<'storage', S, StorageBackend>;
+export type CompressionPlugin<S extends z.ZodType = z.ZodType> = PluginBase<'compression', S, Compressor>;
+export type AnyPlugin = StoragePlugin | CompressionPlugin;
+
+type Definition<P extends AnyPlugin> = Omit<P, 'contractVersion'> & { contractVersion?: number };
+
+/** A plugin package's default export. Stamps the contract version the plugin was built against. */
+export function definePlugin<S extends z.ZodType>(def: Definition<StoragePlugin<S>>): StoragePlugin<S>;
+export function definePlugin<S extends z.ZodType>(def: Definition<CompressionPlugin<S>>): CompressionPlugin<S>;
+export function definePlugin(def: Definition<AnyPlugin>): AnyPlugin {
+  return { ...def, contractVersion: def.contractVersion ?? CONTRACT_VERSION } as AnyPlugin;
+}

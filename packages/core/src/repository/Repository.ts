@@ -1,0 +1,161 @@
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { StrataError, isStrataError, toStrataError } from '../errors/index.js';
+import type { Compressor, GetOptions, ObjectInfo, PutOptions, StorageBackend } from '../plugins/contract.js';
+import { noopLogger, type Logger } from '../logger.js';
+
+export interface RetryPolicy {
+  attempts: number;
+  baseDelayMs: number;
+}
+
+const DEFAULT_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 200 };
+const ENVELOPE_MAGIC = 'STRATA';
+
+/**
+ * The facade every command uses: retries with backoff, error mapping, naming, and checksummed
+ * metadata objects. Commands never touch a backend directly.
+ */
+export class Repository {
+  constructor(
+    readonly name: string,
+    private readonly backend: StorageBackend,
+    private readonly compressors: ReadonlyMap<string, Compressor>,
+    private readonly logger: Logger = noopLogger,
+    private readonly retry: RetryPolicy = DEFAULT_RETRY,
+  ) {}
+
+  describe(): string {
+    return `repository "${this.name}" (${this.backend.describe()})`;
+  }
+
+  get capabilities() {
+    return this.backend.capabilities;
+  }
+
+  compressor(name: string): Compressor {
+    const c = this.compressors.get(name);
+    if (!c) {
+      throw new StrataError('ConfigInvalid', `objects were compressed with "${name}", which is not loaded`, {
+        hint: `install and configure the "${name}" compression plugin`,
+      });
+    }
+    return c;
+  }
+
+  /** WAL objects name their compression by file extension. */
+  compressorByExtension(extension: string): Compressor {
+    for (const [name, c] of this.compressors) if (c.extension === extension) return this.compressor(name);
+    return this.compressor(extension);
+  }
+
+  async put(key: string, body: Buffer | Readable, options: PutOptions = {}): Promise<void> {
+    // A stream can be consumed once: only buffers are retried.
+    if (!Buffer.isBuffer(body)) return this.call('put', key, () => this.backend.put(key, body, options), 1);
+    return this.call('put', key, () => this.backend.put(key, body, options));
+  }
+
+  async get(key: string, options: GetOptions = {}): Promise<Readable> {
+    return this.call('get', key, () => this.backend.get(key, options));
+  }
+
+  async getBuffer(key: string, options: GetOptions = {}): Promise<Buffer> {
+    return this.call('get', key, async () => {
+      const stream = await this.backend.get(key, options);
+      const chunks: Buffer[] = [];
+      for await (const chunk of stream) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks);
+    });
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    return this.call('head', key, () => this.backend.head(key));
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    try {
+      yield* this.backend.list(prefix);
+    } catch (err) {
+      throw this.wrap(err, 'list', prefix);
+    }
+  }
+
+  async listAll(prefix: string): Promise<ObjectInfo[]> {
+    const out: ObjectInfo[] = [];
+    for await (const o of this.list(prefix)) out.push(o);
+    return out;
+  }
+
+  async delete(keys: string[]): Promise<void> {
+    if (keys.length) await this.call('delete', keys[0]!, () => this.backend.delete(keys));
+  }
+
+  /**
+   * Writes a metadata object: a one-line clear header with the payload's sha256, then the
+   * compressed JSON payload. Any changed byte fails `readSealed`.
+   */
+  async putSealed(key: string, kind: string, value: unknown, compression: string, options: PutOptions = {}): Promise<number> {
+    const payload = Buffer.from(JSON.stringify(value));
+    const sha = createHash('sha256').update(payload).digest('hex');
+    const body = await this.compressor(compression).compress(payload);
+    const header = Buffer.from(`${ENVELOPE_MAGIC} ${kind} 1 ${compression} ${sha}\n`);
+    const all = Buffer.concat([header, body]);
+    await this.put(key, all, options);
+    return all.length;
+  }
+
+  async readSealed<T>(key: string, kind: string): Promise<T> {
+    const raw = await this.getBuffer(key);
+    return this.openSealed<T>(raw, key, kind);
+  }
+
+  async openSealed<T>(raw: Buffer, key: string, kind: string): Promise<T> {
+    const corrupt = (why: string, cause?: unknown) =>
+      new StrataError('Integrity', `object "${key}" in ${this.describe()} is corrupt: ${why}`, {
+        operation: 'read',
+        context: { key, repo: this.name },
+        cause,
+        hint: 'restore from another copy or take a new backup; run "strata info" to see what is usable',
+      });
+    const nl = raw.indexOf(0x0a);
+    if (nl < 0 || nl > 200) throw corrupt('missing header');
+    const [magic, gotKind, version, compression, sha] = raw.subarray(0, nl).toString('latin1').split(' ');
+    if (magic !== ENVELOPE_MAGIC || gotKind !== kind || version !== '1' || !compression || !sha) {
+      throw corrupt(`bad header (expected a ${kind} object)`);
+    }
+    let payload: Buffer;
+    try {
+      payload = await this.compressor(compression).decompress(raw.subarray(nl + 1));
+    } catch (err) {
+      if (isStrataError(err) && err.code === 'ConfigInvalid') throw err;
+      throw corrupt('payload does not decompress', err);
+    }
+    if (createHash('sha256').update(payload).digest('hex') !== sha) throw corrupt('checksum mismatch');
+    try {
+      return JSON.parse(payload.toString('utf8')) as T;
+    } catch (err) {
+      throw corrupt('payload is not valid JSON', err);
+    }
+  }
+
+  private async call<T>(operation: string, key: string, fn: () => Promise<T>, attempts = this.retry.attempts): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        const wrapped = this.wrap(err, operation, key);
+        if (!wrapped.retryable || attempt >= attempts) throw wrapped;
+        const delay = this.retry.baseDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random());
+        this.logger.warn({ repo: this.name, operation, key, attempt, err: wrapped.message }, 'retrying storage call');
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
+  private wrap(err: unknown, operation: string, key: string): StrataError {
+    const e = toStrataError(err, 'Unavailable', operation);
+    if (!e.context.repo) e.context.repo = this.name;
+    if (!e.context.key) e.context.key = key;
+    return e;
+  }
+}

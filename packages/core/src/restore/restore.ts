@@ -1,0 +1,202 @@
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { syncFilesystem } from './syncFilesystem.js';
+import { StrataError, isStrataError } from '../errors/index.js';
+import type { Repository } from '../repository/Repository.js';
+import type { Manifest, ManifestFile } from '../manifest/types.js';
+import { segmentRange } from '../postgres/walNames.js';
+import { fetchWal } from '../wal/archive.js';
+import { noopLogger, type Logger } from '../logger.js';
+import { chooseBackup } from './chooseBackup.js';
+import { FrameReader, restoreFile, setMetadata } from './fileRestorer.js';
+import { writeDurably, writeRecoveryConfig, type RecoverySettings } from './recoveryConfig.js';
+import type { RecoveryTarget } from './target.js';
+
+export interface RestoreOptions {
+  repo: Repository;
+  clusterName: string;
+  pgdata: string;
+  label?: string;
+  target?: RecoveryTarget;
+  targetAction?: RecoverySettings['targetAction'];
+  targetExclusive?: boolean;
+  targetTimeline?: string;
+  archiveMode?: RecoverySettings['archiveMode'];
+  /** The command PostgreSQL runs to fetch WAL, e.g. `strata archive-get %f "%p"`. */
+  restoreCommand: string;
+  /** Tablespace OID or name → new location. */
+  tablespaceMap?: Record<string, string>;
+  logger?: Logger;
+  onProgress?: (p: { bytes: number; totalBytes: number }) => void;
+}
+
+export interface RestoreResult {
+  label: string;
+  pgdata: string;
+  files: number;
+  bytes: number;
+  bytesFetched: number;
+  target: string;
+  durationMs: number;
+}
+
+/** pg_control is written last: without it PostgreSQL refuses to start a half-restored directory. */
+const PG_CONTROL = 'global/pg_control';
+
+export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
+  const started = Date.now();
+  const log = opts.logger ?? noopLogger;
+  const { repo, clusterName } = opts;
+  const manifest = await chooseBackup(repo, clusterName, opts.label, opts.target);
+  log.info({ label: manifest.label }, 'restoring backup');
+  const pgdata = path.resolve(opts.pgdata);
+  const locations = tablespaceLocations(manifest, opts.tablespaceMap ?? {});
+  await assertEmptyTarget(pgdata, 'the target data directory');
+  for (const loc of locations.values()) await assertEmptyTarget(loc, 'tablespace location');
+  await assertConsistencyWal(repo, manifest);
+
+  await fs.mkdir(pgdata, { recursive: true, mode: 0o700 });
+  const chown = process.getuid?.() === 0;
+  const reader = new FrameReader(repo, manifest);
+  const totalBytes = manifest.stats.bytes;
+  let bytes = 0;
+  let files = 0;
+  const dirs: { dest: string; file: ManifestFile }[] = [];
+  let pgControl: ManifestFile | undefined;
+  for (const file of manifest.files) {
+    const dest = path.join(pgdata, ...file.path.split('/'));
+    if (!dest.startsWith(pgdata + path.sep)) throw new StrataError('Integrity', `manifest path "${file.path}" escapes the data directory`);
+    if (file.type === 'dir') {
+      await fs.mkdir(dest, { recursive: true, mode: 0o700 });
+      dirs.push({ dest, file });
+    } else if (file.type === 'link') {
+      const target = tablespaceTarget(file, locations) ?? file.target!;
+      if (locations.has(file.path)) await fs.mkdir(target, { recursive: true, mode: 0o700 });
+      await fs.symlink(target, dest);
+      if (chown) await fs.lchown(dest, file.uid, file.gid);
+    } else if (file.path === PG_CONTROL) {
+      pgControl = file;
+    } else {
+      bytes += await restoreFile(file, dest, reader, { chown });
+      files++;
+      opts.onProgress?.({ bytes, totalBytes });
+    }
+  }
+  if (!pgControl) throw new StrataError('Integrity', `backup ${manifest.label} has no ${PG_CONTROL}`);
+
+  await writeDurably(path.join(pgdata, 'backup_label'), manifest.backupLabel);
+  if (manifest.tablespaceMap) await writeDurably(path.join(pgdata, 'tablespace_map'), remapTablespaceMap(manifest.tablespaceMap, locations));
+  await writeRecoveryConfig(pgdata, {
+    restoreCommand: opts.restoreCommand,
+    target: opts.target,
+    targetAction: opts.targetAction,
+    targetExclusive: opts.targetExclusive,
+    targetTimeline: opts.targetTimeline,
+    archiveMode: opts.archiveMode,
+    label: manifest.label,
+  });
+  // Everything else is on disk before pg_control makes the directory startable.
+  await syncFilesystem([pgdata, ...locations.values()]);
+  const controlTmp = path.join(pgdata, `${PG_CONTROL}.strata-tmp`);
+  bytes += await restoreFile(pgControl, controlTmp, reader, { chown });
+  await fs.rename(controlTmp, path.join(pgdata, ...PG_CONTROL.split('/')));
+  files++;
+  // Directory times last: writing files into them changed their mtimes.
+  for (const { dest, file } of dirs.reverse()) await setMetadata(dest, file, { chown });
+  await setMetadata(pgdata, { ...rootDirMeta(manifest), path: '' }, { chown }).catch(() => undefined);
+  await syncFilesystem([pgdata, ...locations.values()]);
+
+  return {
+    label: manifest.label,
+    pgdata,
+    files,
+    bytes,
+    bytesFetched: reader.bytesFetched,
+    target: describeTarget(opts.target),
+    durationMs: Date.now() - started,
+  };
+}
+
+function rootDirMeta(m: Manifest): ManifestFile {
+  const anyFile = m.files.find((f) => f.path === 'PG_VERSION');
+  return { path: '', type: 'dir', mode: 0o700, uid: anyFile?.uid ?? 0, gid: anyFile?.gid ?? 0, mtime: Date.now() };
+}
+
+export function describeTarget(t: RecoveryTarget | undefined): string {
+  if (!t) return 'end of archived WAL';
+  switch (t.kind) {
+    case 'time':
+      return `time ${t.text}`;
+    case 'xid':
+      return `xid ${t.xid}`;
+    case 'lsn':
+      return `lsn ${t.text}`;
+    case 'name':
+      return `restore point "${t.name}"`;
+    case 'immediate':
+      return 'consistency (immediate)';
+  }
+}
+
+async function assertEmptyTarget(dir: string, what: string): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await fs.readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new StrataError('Precondition', `cannot read ${what} ${dir}: ${(err as Error).message}`, { cause: err });
+  }
+  if (entries.length > 0) {
+    const running = entries.includes('postmaster.pid') ? ' (postmaster.pid is present: is PostgreSQL running there?)' : '';
+    throw new StrataError('Precondition', `${what} ${dir} is not empty${running}; restore never overwrites existing files`, {
+      hint: 'restore into a new or empty directory (--pgdata), or move the old one aside; delta restore into an existing directory comes with --delta',
+    });
+  }
+}
+
+/**
+ * The WAL from backup start to stop must be archived and intact, or the restored cluster can never
+ * become consistent: fetch and verify it before writing anything.
+ */
+async function assertConsistencyWal(repo: Repository, m: Manifest): Promise<void> {
+  for (const seg of segmentRange(m.startWal, m.stopWal, m.walSegmentSize)) {
+    try {
+      await fetchWal(repo, m.cluster, seg);
+    } catch (err) {
+      if (isStrataError(err) && err.code === 'NotFound') {
+        throw new StrataError('NotFound', `WAL segment ${seg}, needed to make backup ${m.label} consistent, is not in ${repo.describe()}`, {
+          hint: 'restore from another repository copy, or choose another backup with --set',
+        });
+      }
+      throw err;
+    }
+  }
+}
+
+function tablespaceLocations(m: Manifest, map: Record<string, string>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const ts of m.tablespaces) {
+    const loc = map[String(ts.oid)] ?? map[ts.name] ?? ts.location;
+    out.set(`pg_tblspc/${ts.oid}`, path.resolve(loc));
+  }
+  const known = new Set(m.tablespaces.flatMap((t) => [String(t.oid), t.name]));
+  for (const k of Object.keys(map)) {
+    if (!known.has(k)) throw new StrataError('InvalidArgument', `--tablespace-map names "${k}", which is not a tablespace of backup ${m.label}`);
+  }
+  return out;
+}
+
+function tablespaceTarget(file: ManifestFile, locations: Map<string, string>): string | undefined {
+  return locations.get(file.path);
+}
+
+function remapTablespaceMap(map: string, locations: Map<string, string>): string {
+  return map
+    .split('\n')
+    .map((line) => {
+      const oid = /^(\d+) /.exec(line)?.[1];
+      const loc = oid ? locations.get(`pg_tblspc/${oid}`) : undefined;
+      return loc ? `${oid} ${loc}` : line;
+    })
+    .join('\n');
+}

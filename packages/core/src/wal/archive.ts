@@ -1,0 +1,169 @@
+import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { StrataError, isStrataError } from '../errors/index.js';
+import { keys, parseWalObjectName } from '../repository/keys.js';
+import type { Repository } from '../repository/Repository.js';
+import { readClusterInfo } from '../repository/clusterInfo.js';
+import { SEGMENT_RE, isWalFileName } from '../postgres/walNames.js';
+import { readSegmentHeader } from './segmentHeader.js';
+import type { Logger } from '../logger.js';
+import { noopLogger } from '../logger.js';
+
+export interface ArchivePushOptions {
+  repo: Repository;
+  cluster: string;
+  /** Path PostgreSQL passed as %p (relative to PGDATA, the archiver's working directory). */
+  walPath: string;
+  compression: string;
+  logger?: Logger;
+}
+
+export interface ArchivePushResult {
+  walName: string;
+  key: string;
+  sha256: string;
+  size: number;
+  storedBytes: number;
+  /** True when the identical file was already archived. */
+  alreadyArchived: boolean;
+}
+
+export interface WalObject {
+  key: string;
+  walName: string;
+  sha256: string;
+  extension: string;
+  size: number;
+}
+
+/** Lists the archived copies of one WAL file (normally zero or one). */
+export async function findWalObjects(repo: Repository, cluster: string, walName: string): Promise<WalObject[]> {
+  const prefix = `${keys.walDir(cluster, walName)}${walName}-`;
+  const found: WalObject[] = [];
+  for await (const o of repo.list(prefix)) {
+    const parsed = parseWalObjectName(o.key.slice(o.key.lastIndexOf('/') + 1));
+    if (parsed && parsed.walName === walName) found.push({ key: o.key, size: o.size, ...parsed });
+  }
+  return found;
+}
+
+/**
+ * Archives one WAL file. Resolves only when the object is durably stored. The same bytes again
+ * succeed; different bytes under an archived name fail and never overwrite.
+ */
+export async function archivePush(opts: ArchivePushOptions): Promise<ArchivePushResult> {
+  const { repo, cluster, walPath } = opts;
+  const log = opts.logger ?? noopLogger;
+  const walName = path.basename(walPath);
+  if (!isWalFileName(walName)) {
+    throw new StrataError('InvalidArgument', `"${walName}" is not a WAL file name`, {
+      hint: "use archive_command = 'strata archive-push %p' so PostgreSQL passes the file's path",
+    });
+  }
+  let data: Buffer;
+  try {
+    data = await fs.readFile(walPath);
+  } catch (err) {
+    throw new StrataError('NotFound', `cannot read WAL file ${walPath}: ${(err as Error).message}`, { cause: err });
+  }
+  const info = await readClusterInfo(repo, cluster);
+  if (SEGMENT_RE.test(walName)) {
+    const header = readSegmentHeader(data);
+    if (header && header.systemIdentifier !== info.systemIdentifier) {
+      throw new StrataError(
+        'Precondition',
+        `WAL segment ${walName} belongs to system ${header.systemIdentifier}, but cluster "${cluster}" in ${repo.describe()} is ${info.systemIdentifier}`,
+        { hint: 'archive_command points at the wrong cluster name or repository' },
+      );
+    }
+    if (data.length !== info.walSegmentSize) {
+      throw new StrataError('Integrity', `WAL segment ${walName} has ${data.length} bytes, expected ${info.walSegmentSize}`);
+    }
+  }
+  const sha256 = createHash('sha256').update(data).digest('hex');
+  const existing = await findWalObjects(repo, cluster, walName);
+  const same = checkExisting(existing, walName, sha256, repo);
+  if (same) return { walName, key: same.key, sha256, size: data.length, storedBytes: same.size, alreadyArchived: true };
+
+  const compressor = repo.compressor(opts.compression);
+  const body = await compressor.compress(data);
+  const key = keys.walObject(cluster, walName, sha256, compressor.extension);
+  try {
+    await repo.put(key, body, { ifNoneMatch: true, tags: { cluster, kind: 'wal' } });
+  } catch (err) {
+    if (!(isStrataError(err) && err.code === 'AlreadyExists')) throw err;
+    log.debug({ key }, 'WAL object appeared concurrently with identical content');
+  }
+  // Another writer may have stored different bytes under this name meanwhile: say so now.
+  checkExisting(await findWalObjects(repo, cluster, walName), walName, sha256, repo);
+  return { walName, key, sha256, size: data.length, storedBytes: body.length, alreadyArchived: false };
+}
+
+function checkExisting(existing: WalObject[], walName: string, sha256: string, repo: Repository): WalObject | undefined {
+  const other = existing.find((o) => o.sha256 !== sha256);
+  if (other) {
+    throw new StrataError(
+      'AlreadyExists',
+      `${walName} is already archived in ${repo.describe()} with different content (${other.key}); refusing to overwrite it`,
+      {
+        context: { key: other.key },
+        hint: 'two clusters may be archiving into the same cluster name, or the cluster was restored without a new timeline; check archive_command and "strata info"',
+      },
+    );
+  }
+  return existing.find((o) => o.sha256 === sha256);
+}
+
+/** Fetches an archived WAL file, checks it, and decompresses it. NotFound when not archived. */
+export async function fetchWal(repo: Repository, cluster: string, walName: string): Promise<{ data: Buffer; object: WalObject }> {
+  if (!isWalFileName(walName)) throw new StrataError('InvalidArgument', `"${walName}" is not a WAL file name`);
+  const found = await findWalObjects(repo, cluster, walName);
+  if (found.length === 0) {
+    throw new StrataError('NotFound', `${walName} is not in ${repo.describe()}`, { context: { walName } });
+  }
+  if (found.length > 1) {
+    throw new StrataError('Integrity', `${walName} is archived more than once with different content: ${found.map((f) => f.key).join(', ')}`);
+  }
+  const object = found[0]!;
+  const raw = await repo.getBuffer(object.key);
+  let data: Buffer;
+  try {
+    data = await repo.compressorByExtension(object.extension).decompress(raw);
+  } catch (err) {
+    if (isStrataError(err) && err.code === 'ConfigInvalid') throw err;
+    throw integrity(object.key, repo, 'does not decompress', err);
+  }
+  if (createHash('sha256').update(data).digest('hex') !== object.sha256) {
+    throw integrity(object.key, repo, 'checksum mismatch');
+  }
+  return { data, object };
+}
+
+function integrity(key: string, repo: Repository, why: string, cause?: unknown): StrataError {
+  return new StrataError('Integrity', `WAL object "${key}" in ${repo.describe()} is corrupt: ${why}`, {
+    cause,
+    context: { key, repo: repo.name },
+    hint: 'restore this WAL file from another copy of the repository; recovery cannot go past it',
+  });
+}
+
+/** archive-get: writes the WAL file to `dest` atomically (temp file, fsync, rename). */
+export async function archiveGet(repo: Repository, cluster: string, walName: string, dest: string): Promise<WalObject> {
+  const { data, object } = await fetchWal(repo, cluster, walName);
+  const tmp = `${dest}.strata-tmp-${randomBytes(4).toString('hex')}`;
+  const handle = await fs.open(tmp, 'wx', 0o600);
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await fs.rename(tmp, dest);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+  return object;
+}

@@ -1,0 +1,75 @@
+import * as fs from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { expectStrataError, runStorageConformance } from '@strata/core/testing';
+import { FsBackend } from './FsBackend.js';
+
+async function tempDir(): Promise<string> {
+  return fs.mkdtemp(path.join(tmpdir(), 'strata-fs-'));
+}
+
+runStorageConformance('fs', async () => {
+  const dir = await tempDir();
+  return { backend: new FsBackend({ path: dir, fsync: true }, '/'), cleanup: () => fs.rm(dir, { recursive: true, force: true }) };
+});
+
+describe('FsBackend', () => {
+  let parent: string;
+  let root: string;
+  let backend: FsBackend;
+
+  beforeEach(async () => {
+    parent = await tempDir();
+    root = path.join(parent, 'repo');
+    backend = new FsBackend({ path: 'repo', fsync: false }, parent);
+  });
+
+  afterEach(async () => {
+    await fs.chmod(root, 0o755).catch(() => undefined);
+    await fs.rm(parent, { recursive: true, force: true });
+  });
+
+  it('resolves a relative path against the config directory', () => {
+    expect(backend.root).toBe(root);
+    expect(backend.describe()).toBe(`fs:${root}`);
+  });
+
+  it('stores keys as files inside the root', async () => {
+    await backend.put('c/wal/0001/seg', Buffer.from('wal'));
+    expect(await fs.readFile(path.join(root, 'c', 'wal', '0001', 'seg'), 'utf8')).toBe('wal');
+  });
+
+  it('never writes outside the root for an escaping key', async () => {
+    await fs.mkdir(root);
+    for (const bad of ['../escaped', 'a/../../escaped', '/escaped']) {
+      await expectStrataError(() => backend.put(bad, Buffer.from('x')), 'InvalidArgument');
+    }
+    expect(await fs.readdir(parent)).toEqual(['repo']);
+    expect(await fs.readdir(root)).toEqual([]);
+  });
+
+  it('does not list the temporary file a crashed put leaves behind', async () => {
+    await backend.put('c/wal/seg-1', Buffer.from('done'));
+    await fs.writeFile(path.join(root, 'c', 'wal', 'seg-2.strata-tmp-0a1b2c3d4e5f'), 'half written');
+    const listed: string[] = [];
+    for await (const o of backend.list('c/')) listed.push(o.key);
+    expect(listed).toEqual(['c/wal/seg-1']);
+  });
+
+  it('removes its temporary file when an upload fails', async () => {
+    const controller = new AbortController();
+    controller.abort();
+    await expectStrataError(() => backend.put('c/x', Buffer.from('data'), { signal: controller.signal }), 'Aborted');
+    expect(await fs.readdir(path.join(root, 'c'))).toEqual([]);
+  });
+
+  it.skipIf(process.getuid?.() === 0)('maps a read-only directory to PermissionDenied', async () => {
+    await fs.mkdir(root);
+    await fs.chmod(root, 0o555);
+    const err = await expectStrataError(() => backend.put('x/object', Buffer.from('x')), 'PermissionDenied');
+    expect(err.message).toContain('x/object');
+    expect(err.hint).toMatch(/writable/);
+    expect(err.retryable).toBe(false);
+  });
+});
