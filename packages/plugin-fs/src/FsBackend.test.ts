@@ -2,7 +2,7 @@ import * as fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { expectStrataError, runStorageConformance } from '@strata/core/testing';
+import { expectStrataError, runStorageConformance, slowStream } from '@strata/core/testing';
 import { FsBackend } from './FsBackend.js';
 
 async function tempDir(): Promise<string> {
@@ -57,10 +57,12 @@ describe('FsBackend', () => {
     expect(listed).toEqual(['c/wal/seg-1']);
   });
 
-  it('removes its temporary file when an upload fails', async () => {
+  it('removes its temporary file when an upload is aborted', async () => {
     const controller = new AbortController();
-    controller.abort();
-    await expectStrataError(() => backend.put('c/x', Buffer.from('data'), { signal: controller.signal }), 'Aborted');
+    const body = slowStream((n) => {
+      if (n === 3) setImmediate(() => controller.abort());
+    });
+    await expectStrataError(() => backend.put('c/x', body, { signal: controller.signal }), 'Aborted');
     expect(await fs.readdir(path.join(root, 'c'))).toEqual([]);
   });
 
@@ -71,5 +73,11 @@ describe('FsBackend', () => {
     expect(err.message).toContain('x/object');
     expect(err.hint).toMatch(/writable/);
     expect(err.retryable).toBe(false);
+  });
+
+  it.skipIf(process.getuid?.() === 0)('maps an unreadable object to PermissionDenied', async () => {
+    await backend.put('x/secret', Buffer.from('x'));
+    await fs.chmod(path.join(root, 'x', 'secret'), 0o000);
+    await expectStrataError(() => backend.get('x/secret'), 'PermissionDenied');
   });
 });

@@ -75,6 +75,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     const blockMaps = new BlockMapWriter(repo, clusterName, label, compression, tags);
     const files: ManifestFile[] = [];
     let bytes = 0;
+    const readBuffer = Buffer.allocUnsafe(config.backup.superBlockSize);
     opts.onCopyStart?.(label);
     for await (const entry of scanDataDir(cluster.pgdata)) {
       const base = { path: entry.path, mode: entry.stat.mode & 0o7777, uid: entry.stat.uid, gid: entry.stat.gid, mtime: Math.floor(entry.stat.mtimeMs) };
@@ -87,6 +88,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
           compressor,
           pageSize: server.blockSize,
           superBlockSize: config.backup.superBlockSize,
+          readBuffer,
           onBytes: (n) => {
             bytes += n;
           },

@@ -13,6 +13,8 @@ export interface CopierOptions {
   compressor: Compressor;
   pageSize: number;
   superBlockSize: number;
+  /** Reused for every read; the compressor must not keep it after its promise settles. */
+  readBuffer: Buffer;
   onBytes?: (n: number) => void;
 }
 
@@ -37,7 +39,7 @@ export async function copyFile(entry: ScanEntry, opts: CopierOptions): Promise<M
     let hashLen = 0;
     let size = 0;
     for (;;) {
-      const buf = Buffer.allocUnsafe(opts.superBlockSize);
+      const buf = opts.readBuffer;
       const { bytesRead } = await handle.read(buf, 0, opts.superBlockSize, size);
       if (bytesRead === 0) break;
       const chunk = buf.subarray(0, bytesRead);
@@ -45,8 +47,11 @@ export async function copyFile(entry: ScanEntry, opts: CopierOptions): Promise<M
       const needed = hashLen + pageCount(bytesRead, opts.pageSize) * PAGE_HASH_BYTES;
       if (needed > hashes.length) hashes = Buffer.concat([hashes.subarray(0, hashLen), Buffer.alloc(needed * 2 - hashLen)]);
       hashLen = hashPages(chunk, opts.pageSize, hashes, hashLen);
-      const frame = await opts.compressor.compress(chunk);
-      const ref = await opts.packs.append(frame);
+      const { compressor } = opts;
+      const ref =
+        compressor.compressInto && compressor.bound
+          ? await opts.packs.appendWith(compressor.bound(chunk.length), (dst) => compressor.compressInto!(chunk, dst))
+          : await opts.packs.append(await compressor.compress(chunk));
       superBlocks.push({ ...ref, first: size / opts.pageSize, count: pageCount(bytesRead, opts.pageSize) });
       size += bytesRead;
       opts.onBytes?.(bytesRead);

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import * as path from 'node:path';
+import { StrataError } from '../errors/index.js';
 import { EXCLUDED_DIR_CONTENTS, EXCLUDED_TOP_FILES, excludedRelationFiles, isDatabaseDir, isExcludedAnywhere } from './exclusions.js';
 
 export interface ScanEntry {
@@ -18,6 +19,14 @@ export interface ScanEntry {
  * another disk and is reported as a directory.
  */
 export async function* scanDataDir(pgdata: string): AsyncGenerator<ScanEntry> {
+  // walk() forgives vanished directories; a missing PGDATA must not become an empty backup.
+  const st = await fs.stat(pgdata).catch(() => undefined);
+  if (!st?.isDirectory()) {
+    throw new StrataError('NotFound', `data directory ${pgdata} does not exist or is not a directory`, {
+      context: { path: pgdata },
+      hint: 'set pgdata in the config to the cluster\'s data directory (SHOW data_directory), on the host where PostgreSQL runs',
+    });
+  }
   yield* walk(pgdata, '');
 }
 

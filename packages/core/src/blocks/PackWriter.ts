@@ -4,12 +4,13 @@ import type { FrameRef } from '../manifest/types.js';
 import type { Tags } from '../plugins/contract.js';
 
 /**
- * Appends compressed frames to numbered pack objects. A pack is buffered up to `packSize` and then
- * written in one put; at most one put is in flight while the next pack fills, so memory stays at
- * about two packs whatever the backup size.
+ * Appends compressed frames to numbered pack objects. Frames are copied into one of two reusable
+ * pack buffers: one fills while the other is being written, so memory stays at two packs whatever
+ * the backup size, and no per-pack garbage piles up for the collector.
  */
 export class PackWriter {
-  private current: Buffer[] = [];
+  private buffers: [Buffer, Buffer];
+  private active: 0 | 1 = 0;
   private currentSize = 0;
   private packNo = 0;
   private inFlight: Promise<void> | undefined;
@@ -21,7 +22,9 @@ export class PackWriter {
     private readonly label: string,
     private readonly packSize: number,
     private readonly tags: Tags,
-  ) {}
+  ) {
+    this.buffers = [Buffer.allocUnsafe(packSize), Buffer.allocUnsafe(packSize)];
+  }
 
   /** Number of packs written so far (after close: all of them). */
   get packs(): number {
@@ -29,25 +32,38 @@ export class PackWriter {
   }
 
   async append(frame: Buffer): Promise<FrameRef> {
-    if (this.currentSize > 0 && this.currentSize + frame.length > this.packSize) await this.flush();
-    const ref: FrameRef = { pack: this.packNo, offset: this.currentSize, length: frame.length };
-    this.current.push(frame);
-    this.currentSize += frame.length;
-    return ref;
+    return this.appendWith(frame.length, (dst) => frame.copy(dst));
+  }
+
+  /**
+   * Lets `write` put up to `maxSize` bytes straight into the pack buffer (e.g. a compressor
+   * writing its output in place) and returns where the frame landed.
+   */
+  async appendWith(maxSize: number, write: (dst: Buffer) => number): Promise<FrameRef> {
+    if (this.currentSize > 0 && this.currentSize + maxSize > this.packSize) await this.flush();
+    if (maxSize > this.buffers[this.active].length - this.currentSize) {
+      // Only a frame larger than a whole pack gets here (super blocks bigger than packs).
+      this.buffers[this.active] = Buffer.allocUnsafe(maxSize);
+    }
+    const offset = this.currentSize;
+    const length = write(this.buffers[this.active].subarray(offset, offset + maxSize));
+    this.currentSize += length;
+    return { pack: this.packNo, offset, length };
   }
 
   private async flush(): Promise<void> {
     if (this.currentSize === 0) return;
-    const body = Buffer.concat(this.current, this.currentSize);
+    const body = this.buffers[this.active].subarray(0, this.currentSize);
     const key = keys.pack(this.cluster, this.label, this.packNo);
-    this.current = [];
-    this.currentSize = 0;
-    this.packNo++;
+    // The other buffer is reused next: its write must have finished.
     await this.inFlight;
     this.inFlight = this.repo.put(key, body, { ifNoneMatch: true, tags: this.tags });
     // Attach a handler now so a failure is never unhandled; it is rethrown by the next await.
     this.inFlight.catch(() => undefined);
     this.bytesWritten += body.length;
+    this.packNo++;
+    this.currentSize = 0;
+    this.active = this.active === 0 ? 1 : 0;
   }
 
   async close(): Promise<void> {

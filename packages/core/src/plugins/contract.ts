@@ -65,8 +65,13 @@ export interface StorageBackend {
 export interface Compressor {
   /** File-name extension of compressed objects, e.g. "zst". */
   readonly extension: string;
+  /** Must not keep a reference to `data` after the promise settles: callers reuse it. */
   compress(data: Buffer): Promise<Buffer>;
   decompress(data: Buffer): Promise<Buffer>;
+  /** Optional zero-copy path: the most bytes compressing `size` bytes can produce. */
+  bound?(size: number): number;
+  /** Optional zero-copy path: compress into `out` (at least bound(data.length) long); returns the length. */
+  compressInto?(data: Buffer, out: Buffer): number;
 }
 
 export interface PluginContext {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { expectStrataError } from '../testing/conformance.js';
+import { expectStrataError } from '../testing/assertions.js';
 import { formatLsn, isWalFileName, parseLsn, parseSegmentName, segmentName, segmentNameForLsn, segmentRange } from './walNames.js';
 
 const MiB16 = 16 * 1024 * 1024;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { StrataError, isStrataError, toStrataError } from '../errors/index.js';
+import { StrataError, toStrataError } from '../errors/index.js';
 import type { Compressor, GetOptions, ObjectInfo, PutOptions, StorageBackend } from '../plugins/contract.js';
 import { noopLogger, type Logger } from '../logger.js';
 
@@ -96,7 +96,7 @@ export class Repository {
    */
   async putSealed(key: string, kind: string, value: unknown, compression: string, options: PutOptions = {}): Promise<number> {
     const payload = Buffer.from(JSON.stringify(value));
-    const sha = createHash('sha256').update(payload).digest('hex');
+    const sha = sha256(payload);
     const body = await this.compressor(compression).compress(payload);
     const header = Buffer.from(`${ENVELOPE_MAGIC} ${kind} 1 ${compression} ${sha}\n`);
     const all = Buffer.concat([header, body]);
@@ -123,14 +123,28 @@ export class Repository {
     if (magic !== ENVELOPE_MAGIC || gotKind !== kind || version !== '1' || !compression || !sha) {
       throw corrupt(`bad header (expected a ${kind} object)`);
     }
+    const body = raw.subarray(nl + 1);
+    const compressor = this.compressors.get(compression);
+    if (!compressor) {
+      // The header is not checksummed: a damaged compression name must not pass for a missing
+      // plugin. If a loaded compressor restores the checksummed payload, the header is damaged.
+      for (const [name, c] of this.compressors) {
+        const restored = await Promise.resolve(body).then((b) => c.decompress(b)).catch(() => undefined);
+        if (restored && sha256(restored) === sha) throw corrupt(`header names compression "${compression}", but the payload is ${name}`);
+      }
+      throw new StrataError('ConfigInvalid', `object "${key}" in ${this.describe()} was compressed with "${compression}", which is not loaded`, {
+        operation: 'read',
+        context: { key, repo: this.name },
+        hint: `install and configure the "${compression}" compression plugin`,
+      });
+    }
     let payload: Buffer;
     try {
-      payload = await this.compressor(compression).decompress(raw.subarray(nl + 1));
+      payload = await compressor.decompress(body);
     } catch (err) {
-      if (isStrataError(err) && err.code === 'ConfigInvalid') throw err;
       throw corrupt('payload does not decompress', err);
     }
-    if (createHash('sha256').update(payload).digest('hex') !== sha) throw corrupt('checksum mismatch');
+    if (sha256(payload) !== sha) throw corrupt('checksum mismatch');
     try {
       return JSON.parse(payload.toString('utf8')) as T;
     } catch (err) {
@@ -158,4 +172,8 @@ export class Repository {
     if (!e.context.key) e.context.key = key;
     return e;
   }
+}
+
+function sha256(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
 }

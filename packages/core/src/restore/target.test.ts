@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { expectStrataError } from '../testing/conformance.js';
+import { expectStrataError } from '../testing/assertions.js';
 import { parseTarget, parseTargetTime } from './target.js';
 
 describe('parseTargetTime', () => {

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isStrataError, type ErrorCode, type StrataError } from '../errors/index.js';
+import type { StrataError } from '../errors/index.js';
 import type { StorageBackend } from '../plugins/contract.js';
+import { expectStrataError } from './assertions.js';
 import { MiB, generatedStream, mapLimit, peakRss, readAll, sha256, sha256Of, slowStream } from './streamData.js';
 
 export interface ConformanceBackend {
@@ -18,24 +19,6 @@ export interface ConformanceOptions {
 
 /** Memory a streamed 64 MiB round trip may add to the process: well under the object's size. */
 const MAX_STREAMING_RSS_GROWTH = 48 * MiB;
-
-/** Calls `fn` and returns what it rejected with; fails the test when it resolves. */
-export async function rejection(fn: () => Promise<unknown>): Promise<unknown> {
-  try {
-    await fn();
-  } catch (err) {
-    return err;
-  }
-  expect.fail('expected the call to reject, but it resolved');
-}
-
-/** Asserts that `fn` rejects with a StrataError of `code`, and returns it. */
-export async function expectStrataError(fn: () => Promise<unknown>, code: ErrorCode): Promise<StrataError> {
-  const err = await rejection(fn);
-  expect(isStrataError(err), `expected a StrataError, got ${String(err)}`).toBe(true);
-  expect((err as StrataError).code).toBe(code);
-  return err as StrataError;
-}
 
 async function listKeys(backend: StorageBackend, prefix: string): Promise<string[]> {
   const out: string[] = [];
@@ -91,13 +74,17 @@ export function runStorageConformance(
         ['0 B', 0],
         ['1 B', 1],
         ['8 MiB + 1 B', 8 * MiB + 1],
-      ])('round-trips a %s object', async (label, size) => {
-        const key = k(`roundtrip/${label.replace(/\W+/g, '')}`);
-        const data = randomBytes(size);
-        await backend.put(key, data);
-        expect(await sha256Of(await backend.get(key))).toBe(sha256(data));
-        expect((await backend.head(key))?.size).toBe(size);
-      }, large);
+      ])(
+        'round-trips a %s object',
+        async (label, size) => {
+          const key = k(`roundtrip/${label.replace(/\W+/g, '')}`);
+          const data = randomBytes(size);
+          await backend.put(key, data);
+          expect(await sha256Of(await backend.get(key))).toBe(sha256(data));
+          expect((await backend.head(key))?.size).toBe(size);
+        },
+        large,
+      );
 
       it(
         'streams a 64 MiB object both ways in bounded memory',
@@ -121,11 +108,28 @@ export function runStorageConformance(
         const key = k('range/object');
         const data = randomBytes(1000);
         await backend.put(key, data);
-        const ranges: [number, number | undefined][] = [[0, 1], [0, 10], [10, 500], [999, 1000], [990, undefined], [0, undefined], [5, 5]];
+        const ranges: [number, number | undefined][] = [
+          [0, 1],
+          [0, 10],
+          [10, 500],
+          [999, 1000],
+          [990, undefined],
+          [0, undefined],
+          [5, 5],
+        ];
         for (const [start, end] of ranges) {
           const got = await readAll(await backend.get(key, { range: { start, end } }));
           expect(got.equals(data.subarray(start, end)), `range ${start}..${end ?? 'end'}`).toBe(true);
         }
+      });
+
+      it('keeps no reference to a Buffer body once put resolved (callers reuse buffers)', async () => {
+        const key = k('reuse/object');
+        const body = randomBytes(256 * 1024);
+        const expected = sha256(body);
+        await backend.put(key, body);
+        body.fill(0);
+        expect(await sha256Of(await backend.get(key))).toBe(expected);
       });
 
       it('replaces an object when put without ifNoneMatch', async () => {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryBackend } from './memoryBackend.js';
 import { chaosBackend } from './chaos.js';
-import { expectStrataError, runStorageConformance } from './conformance.js';
+import { expectStrataError } from './assertions.js';
+import { runStorageConformance } from './conformance.js';
 
 // The test double engine tests rely on must keep the same contract as a real backend.
 runStorageConformance('memory', async () => ({ backend: new MemoryBackend() }), { objectsInMemory: true });

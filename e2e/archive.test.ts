@@ -1,0 +1,95 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeScratchDir, stopAllClusters } from './harness/postgres.js';
+import { StrataCluster, chownRecursive } from './scenarios/strataCluster.js';
+
+afterAll(() => stopAllClusters(), 120_000);
+
+function walObjects(repoDir: string): string[] {
+  const root = path.join(repoDir, 'main', 'wal');
+  return fs.readdirSync(root, { withFileTypes: true }).flatMap((d) => (d.isDirectory() ? fs.readdirSync(path.join(root, d.name)).map((f) => path.join(d.name, f)) : [d.name]));
+}
+
+describe('WAL archiving (PostgreSQL 15)', () => {
+  let src: StrataCluster;
+  let scratch: string;
+  let segment: string;
+
+  beforeAll(async () => {
+    src = await StrataCluster.create({ version: 15 });
+    await src.pg.query('CREATE TABLE t AS SELECT g FROM generate_series(1, 10000) g');
+    segment = await src.switchWalAndWait();
+    scratch = makeScratchDir('strata-e2e-wal-').dir;
+  });
+
+  it('archive-get restores the exact segment; a missing file exits 1 quietly', async () => {
+    const dest = path.join(scratch, segment);
+    const got = await src.strata(['archive-get', segment, dest]);
+    expect(got.code, got.stderr).toBe(0);
+    expect(fs.statSync(dest).size).toBe(16 * 1024 * 1024);
+    expect(fs.readdirSync(scratch).filter((f) => f.includes('strata-tmp'))).toEqual([]);
+
+    const missing = await src.strata(['archive-get', '0000000100000000000000FF', path.join(scratch, 'nope')]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toBe('');
+    expect(fs.existsSync(path.join(scratch, 'nope'))).toBe(false);
+  });
+
+  it('archive-push of identical bytes succeeds, of different bytes fails and never overwrites', async () => {
+    const copy = path.join(scratch, segment);
+    const before = walObjects(src.repoDir).filter((o) => o.includes(segment));
+    expect(before).toHaveLength(1);
+    const storedBefore = fs.readFileSync(path.join(src.repoDir, 'main', 'wal', before[0]!));
+
+    const again = await src.strata(['archive-push', copy, '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    expect((again.json as { result: { alreadyArchived: boolean } }).result.alreadyArchived).toBe(true);
+
+    const buf = fs.readFileSync(copy);
+    buf[4_000_000] = buf[4_000_000]! ^ 0xff;
+    fs.writeFileSync(copy, buf);
+    const different = await src.strata(['archive-push', copy, '--json']);
+    expect(different.code).toBe(4);
+    expect((different.json as { message: string }).message).toMatch(/already archived .* with different content/);
+    expect(walObjects(src.repoDir).filter((o) => o.includes(segment))).toEqual(before);
+    expect(fs.readFileSync(path.join(src.repoDir, 'main', 'wal', before[0]!)).equals(storedBefore)).toBe(true);
+  });
+
+  it('rejects a file that is not WAL with a clear error', async () => {
+    const bogus = path.join(scratch, 'not-a-wal-file');
+    fs.writeFileSync(bogus, 'x');
+    chownRecursive(bogus);
+    const res = await src.strata(['archive-push', bogus]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/is not a WAL file name/);
+  });
+
+  it('loses no segment while the repository refuses writes: PostgreSQL retries until it is back', async () => {
+    const walDir = path.join(src.repoDir, 'main', 'wal', segment.slice(0, 16));
+    fs.chmodSync(walDir, 0o500);
+    try {
+      await src.pg.query('INSERT INTO t SELECT g FROM generate_series(1, 10000) g');
+      const [{ w }] = (await src.pg.query<{ w: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS w')) as [{ w: string }];
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const [s] = await src.pg.query<{ failed: string | null; n: string }>('SELECT last_failed_wal AS failed, failed_count::text AS n FROM pg_stat_archiver');
+        if (s?.failed === w && Number(s.n) >= 1) break;
+        if (Date.now() > deadline) throw new Error(`archiving of ${w} never failed: ${JSON.stringify(s)}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(src.pg.logTail(50)).toMatch(/permission denied/i);
+      expect(fs.existsSync(path.join(src.pg.dataDir, 'pg_wal', w))).toBe(true);
+    } finally {
+      fs.chmodSync(walDir, 0o750);
+    }
+    const last = await src.switchWalAndWait();
+    const info = await src.strata(['info', '--json']);
+    const wal = (info.json as { result: { wal: { first: string; last: string; segments: number }[] } }).result.wal;
+    expect(wal).toHaveLength(1);
+    expect(wal[0]!.last >= last).toBe(true);
+    // No gap: every segment from the first to the last is there.
+    const span = parseInt(wal[0]!.last.slice(16), 16) - parseInt(wal[0]!.first.slice(16), 16) + 1;
+    expect(wal[0]!.segments).toBe(span);
+  });
+});

@@ -1,0 +1,152 @@
+import { Readable } from 'node:stream';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { zstdPlugin, nonePlugin } from '../compression/zstd.js';
+import type { Compressor } from '../plugins/contract.js';
+import { chaosBackend } from '../testing/chaos.js';
+import { expectStrataError } from '../testing/assertions.js';
+import { MemoryBackend } from '../testing/memoryBackend.js';
+import { Repository } from './Repository.js';
+
+const FAST_RETRY = { attempts: 4, baseDelayMs: 1 };
+const KEY = 'main/backup/20261122-013000F/manifest';
+
+async function compressors(...names: ('zstd' | 'none')[]): Promise<Map<string, Compressor>> {
+  const map = new Map<string, Compressor>();
+  for (const n of names)
+    map.set(n, await (n === 'zstd' ? zstdPlugin.create({ level: 3 }, { configDir: '/' }) : nonePlugin.create({}, { configDir: '/' })));
+  return map;
+}
+
+describe('Repository sealed objects', () => {
+  let memory: MemoryBackend;
+  let repo: Repository;
+  const value = { format: 1, label: '20261122-013000F', files: [{ path: 'base/1/1259', size: 8192 }], note: 'ünïcode ✓' };
+
+  beforeEach(async () => {
+    memory = new MemoryBackend();
+    repo = new Repository('local', memory, await compressors('zstd'), undefined, FAST_RETRY);
+  });
+
+  it('round-trips a value through putSealed and readSealed', async () => {
+    const size = await repo.putSealed(KEY, 'manifest', value, 'zstd', { tags: { kind: 'manifest' } });
+    expect(size).toBe(memory.objects.get(KEY)!.data.length);
+    expect(memory.objects.get(KEY)!.data.toString('latin1')).toMatch(/^STRATA manifest 1 zstd [0-9a-f]{64}\n/);
+    expect(memory.objects.get(KEY)!.tags).toEqual({ kind: 'manifest' });
+    expect(await repo.readSealed(KEY, 'manifest')).toEqual(value);
+  });
+
+  it('refuses an object of another kind', async () => {
+    await repo.putSealed(KEY, 'cluster', value, 'zstd');
+    const err = await expectStrataError(() => repo.readSealed(KEY, 'manifest'), 'Integrity');
+    expect(err.message).toContain(KEY);
+  });
+
+  it('detects any single damaged byte, naming the key', async () => {
+    await repo.putSealed(KEY, 'manifest', { format: 1, cluster: 'main', systemIdentifier: '7301234567890123456' }, 'zstd');
+    const original = memory.objects.get(KEY)!.data;
+    expect(original.length).toBeGreaterThan(100);
+    for (const mask of [0x01, 0x80, 0xff]) {
+      for (let i = 0; i < original.length; i++) {
+        const damaged = Buffer.from(original);
+        damaged[i]! ^= mask;
+        memory.objects.get(KEY)!.data = damaged;
+        const err = await expectStrataError(() => repo.readSealed(KEY, 'manifest'), 'Integrity').catch((e: unknown) => {
+          throw new Error(`byte ${i} ^ 0x${mask.toString(16)}: ${String(e)}`);
+        });
+        expect(err.message, `byte ${i}`).toContain(`"${KEY}"`);
+        expect(err.context).toMatchObject({ key: KEY, repo: 'local' });
+      }
+    }
+  });
+
+  it('detects a truncated object and one without a header', async () => {
+    await repo.putSealed(KEY, 'manifest', value, 'zstd');
+    const original = memory.objects.get(KEY)!.data;
+    for (const data of [
+      original.subarray(0, original.length - 1),
+      original.subarray(0, 80),
+      Buffer.alloc(0),
+      Buffer.from('{"format":1}'),
+    ]) {
+      memory.objects.get(KEY)!.data = data;
+      await expectStrataError(() => repo.readSealed(KEY, 'manifest'), 'Integrity');
+    }
+  });
+
+  it('says which plugin is missing when an object was compressed with one that is not loaded', async () => {
+    await repo.putSealed(KEY, 'manifest', value, 'zstd');
+    const withoutZstd = new Repository('local', memory, await compressors('none'), undefined, FAST_RETRY);
+    const err = await expectStrataError(() => withoutZstd.readSealed(KEY, 'manifest'), 'ConfigInvalid');
+    expect(err.message).toContain(KEY);
+    expect(err.hint).toMatch(/"zstd" compression plugin/);
+  });
+
+  it('rejects a missing object with NotFound naming the key', async () => {
+    const err = await expectStrataError(() => repo.readSealed(KEY, 'manifest'), 'NotFound');
+    expect(err.context).toMatchObject({ key: KEY, repo: 'local' });
+  });
+});
+
+describe('Repository retries', () => {
+  it('retries a Buffer put after a retryable failure', async () => {
+    const memory = new MemoryBackend();
+    const chaos = chaosBackend(memory, { failOnCall: 1, operations: ['put'] });
+    const repo = new Repository('flaky', chaos, await compressors('zstd'), undefined, FAST_RETRY);
+    await repo.put('k/object', Buffer.from('payload'));
+    expect(chaos.calls.put).toBe(2);
+    expect(memory.objects.get('k/object')!.data.toString()).toBe('payload');
+  });
+
+  it('retries reads after a retryable failure', async () => {
+    const memory = new MemoryBackend();
+    await memory.put('k/object', Buffer.from('payload'));
+    const chaos = chaosBackend(memory, { failOnCall: 1, code: 'RateLimited', operations: ['get'] });
+    const repo = new Repository('flaky', chaos, await compressors('zstd'), undefined, FAST_RETRY);
+    expect((await repo.getBuffer('k/object')).toString()).toBe('payload');
+    expect(chaos.calls.get).toBe(2);
+  });
+
+  it('does not retry a non-retryable error', async () => {
+    const memory = new MemoryBackend();
+    const chaos = chaosBackend(memory, { failOnCall: 1, code: 'PermissionDenied', retryable: false });
+    const repo = new Repository('locked', chaos, await compressors('zstd'), undefined, FAST_RETRY);
+    const err = await expectStrataError(() => repo.put('k/object', Buffer.from('payload')), 'PermissionDenied');
+    expect(err.context).toMatchObject({ key: 'k/object', repo: 'locked' });
+    expect(chaos.calls.put).toBe(1);
+    expect(memory.objects.has('k/object')).toBe(false);
+  });
+
+  it('does not retry a stream body, which cannot be read twice', async () => {
+    const memory = new MemoryBackend();
+    const chaos = chaosBackend(memory, { failOnCall: 1, operations: ['put'] });
+    const repo = new Repository('flaky', chaos, await compressors('zstd'), undefined, FAST_RETRY);
+    await expectStrataError(() => repo.put('k/object', Readable.from([Buffer.from('payload')])), 'Unavailable');
+    expect(chaos.calls.put).toBe(1);
+  });
+
+  it('gives up after the configured number of attempts', async () => {
+    class DownBackend extends MemoryBackend {
+      calls = 0;
+      override async head(): Promise<undefined> {
+        this.calls++;
+        throw new Error('connection reset');
+      }
+    }
+    const down = new DownBackend();
+    const repo = new Repository('down', down, await compressors('zstd'), undefined, { attempts: 3, baseDelayMs: 1 });
+    // A plain error from a backend is taken as a transient failure.
+    const err = await expectStrataError(() => repo.head('k/object'), 'Unavailable');
+    expect(err.message).toContain('connection reset');
+    expect(down.calls).toBe(3);
+  });
+});
+
+describe('Repository compressors', () => {
+  it('finds a compressor by name and by file extension, and names a missing one', async () => {
+    const repo = new Repository('r', new MemoryBackend(), await compressors('zstd', 'none'));
+    expect(repo.compressorByExtension('zst')).toBe(repo.compressor('zstd'));
+    expect(repo.compressorByExtension('raw')).toBe(repo.compressor('none'));
+    const err = await expectStrataError(async () => repo.compressor('lz4'), 'ConfigInvalid');
+    expect(err.hint).toMatch(/"lz4"/);
+  });
+});
