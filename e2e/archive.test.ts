@@ -8,7 +8,9 @@ afterAll(() => stopAllClusters(), 120_000);
 
 function walObjects(repoDir: string): string[] {
   const root = path.join(repoDir, 'main', 'wal');
-  return fs.readdirSync(root, { withFileTypes: true }).flatMap((d) => (d.isDirectory() ? fs.readdirSync(path.join(root, d.name)).map((f) => path.join(d.name, f)) : [d.name]));
+  return fs
+    .readdirSync(root, { withFileTypes: true })
+    .flatMap((d) => (d.isDirectory() ? fs.readdirSync(path.join(root, d.name)).map((f) => path.join(d.name, f)) : [d.name]));
 }
 
 describe('WAL archiving (PostgreSQL 15)', () => {
@@ -73,7 +75,9 @@ describe('WAL archiving (PostgreSQL 15)', () => {
       const [{ w }] = (await src.pg.query<{ w: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS w')) as [{ w: string }];
       const deadline = Date.now() + 30_000;
       for (;;) {
-        const [s] = await src.pg.query<{ failed: string | null; n: string }>('SELECT last_failed_wal AS failed, failed_count::text AS n FROM pg_stat_archiver');
+        const [s] = await src.pg.query<{ failed: string | null; n: string }>(
+          'SELECT last_failed_wal AS failed, failed_count::text AS n FROM pg_stat_archiver',
+        );
         if (s?.failed === w && Number(s.n) >= 1) break;
         if (Date.now() > deadline) throw new Error(`archiving of ${w} never failed: ${JSON.stringify(s)}`);
         await new Promise((r) => setTimeout(r, 200));

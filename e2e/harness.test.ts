@@ -22,10 +22,7 @@ describe('e2e harness', () => {
 
       await cluster.query('CREATE TABLE t (id int PRIMARY KEY, note text)');
       await cluster.query("INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 1000) g");
-      const rows = await cluster.query<{ n: string; s: string }>(
-        'SELECT count(*) AS n, sum(id) AS s FROM t WHERE note LIKE $1',
-        ['row %'],
-      );
+      const rows = await cluster.query<{ n: string; s: string }>('SELECT count(*) AS n, sum(id) AS s FROM t WHERE note LIKE $1', ['row %']);
       expect(rows).toEqual([{ n: '1000', s: '500500' }]);
 
       const [checksums] = await cluster.query<{ data_checksums: string }>('SHOW data_checksums');

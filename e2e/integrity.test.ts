@@ -55,7 +55,9 @@ describe('restore from a damaged repository (PostgreSQL 15)', () => {
     const key = which();
     const copy = src.cloneRepo(`damaged-${_kind.replace(/\W+/g, '-')}`);
     flipByte(path.join(copy.repoDir, key));
-    const { result, pgdata } = await restoreInto(src, ['--target-action', 'promote', '--target-immediate'], { configPath: copy.configPath });
+    const { result, pgdata } = await restoreInto(src, ['--target-action', 'promote', '--target-immediate'], {
+      configPath: copy.configPath,
+    });
     expect(result.code, result.stderr).toBe(5);
     const err = result.json as { name: string; message: string };
     expect(err.name).toBe('Integrity');
@@ -65,7 +67,10 @@ describe('restore from a damaged repository (PostgreSQL 15)', () => {
   });
 
   it('stops recovery (never promotes early) when a later WAL segment is damaged', async () => {
-    const later = objects.filter((o) => /wal\/[0-9A-F]{16}\/[0-9A-F]{24}-/.test(o)).sort().at(-1)!;
+    const later = objects
+      .filter((o) => /wal\/[0-9A-F]{16}\/[0-9A-F]{24}-/.test(o))
+      .sort()
+      .at(-1)!;
     const copy = src.cloneRepo('damaged-later-wal');
     flipByte(path.join(copy.repoDir, later));
     const { result, pg } = await restoreInto(src, [], { configPath: copy.configPath });

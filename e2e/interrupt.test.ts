@@ -12,7 +12,14 @@ afterAll(() => stopAllClusters(), 120_000);
 function spawnBackup(configPath: string) {
   const asRoot = process.getuid?.() === 0;
   const cmd = asRoot ? 'runuser' : process.execPath;
-  const args = [...(asRoot ? ['-u', 'postgres', '--', process.execPath] : []), STRATA_BIN, 'backup', '--start-fast', '--config', configPath];
+  const args = [
+    ...(asRoot ? ['-u', 'postgres', '--', process.execPath] : []),
+    STRATA_BIN,
+    'backup',
+    '--start-fast',
+    '--config',
+    configPath,
+  ];
   const child = spawn(cmd, args, { detached: true, stdio: 'ignore' });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on('exit', (code, signal) => resolve({ code, signal })),

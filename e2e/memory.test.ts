@@ -13,7 +13,9 @@ describe('backup memory (PostgreSQL 15)', () => {
   it('peak RSS grows by at most 20% for a database 10x larger', async () => {
     const src = await StrataCluster.create({ version: 15 });
     const fill = (rows: number) =>
-      src.pg.query(`INSERT INTO filler SELECT g, md5(g::text) || md5((g + 1)::text) || md5((g + 2)::text) FROM generate_series(1, ${rows}) g`);
+      src.pg.query(
+        `INSERT INTO filler SELECT g, md5(g::text) || md5((g + 1)::text) || md5((g + 2)::text) FROM generate_series(1, ${rows}) g`,
+      );
     await src.pg.query('CREATE TABLE filler (id int, v text)');
     await fill(300_000);
     await src.pg.query('CHECKPOINT');

@@ -15,13 +15,17 @@ describe.each(pgVersionsUnderTest())('point-in-time recovery on PostgreSQL %i', 
   it('recovers from UPDATE without WHERE with --target-time', async () => {
     const src = await StrataCluster.create({ version });
     const pg = src.pg;
-    await pg.query(`CREATE TABLE orders (id serial PRIMARY KEY, customer text NOT NULL, status text NOT NULL, amount numeric(10,2) NOT NULL)`);
+    await pg.query(
+      `CREATE TABLE orders (id serial PRIMARY KEY, customer text NOT NULL, status text NOT NULL, amount numeric(10,2) NOT NULL)`,
+    );
     await pg.query(`INSERT INTO orders (customer, status, amount)
                     SELECT 'customer ' || g, (ARRAY['pending','paid','shipped'])[1 + g % 3], g * 1.25 FROM generate_series(1, 2000) g`);
     const label = await src.backup();
 
     // After the backup: new orders and status changes that only WAL carries.
-    await pg.query(`INSERT INTO orders (customer, status, amount) SELECT 'late customer ' || g, 'pending', g FROM generate_series(1, 300) g`);
+    await pg.query(
+      `INSERT INTO orders (customer, status, amount) SELECT 'late customer ' || g, 'pending', g FROM generate_series(1, 300) g`,
+    );
     await pg.query(`UPDATE orders SET status = 'delivered' WHERE id % 7 = 0`);
     const expected = await pg.query<{ id: number; status: string }>('SELECT id, status FROM orders ORDER BY id');
     const dumpBefore = version === 15 ? await pg.dumpNormalized('postgres') : undefined;

@@ -30,9 +30,7 @@ export function pgVersionsUnderTest(): PgVersion[] {
     .map((s) => {
       const v = Number(s);
       if (!SUPPORTED_VERSIONS.includes(v as PgVersion)) {
-        throw new Error(
-          `STRATA_E2E_PG_VERSIONS: unsupported version "${s}" (supported: ${SUPPORTED_VERSIONS.join(', ')})`,
-        );
+        throw new Error(`STRATA_E2E_PG_VERSIONS: unsupported version "${s}" (supported: ${SUPPORTED_VERSIONS.join(', ')})`);
       }
       return v as PgVersion;
     });
@@ -129,9 +127,7 @@ function assertPostgresCanExecute(bin: string): void {
   try {
     execFileSync('runuser', ['-u', 'postgres', '--', 'test', '-x', bin], { stdio: 'ignore' });
   } catch {
-    throw new Error(
-      `The postgres OS user cannot execute ${bin}; check permissions of the file and every parent directory`,
-    );
+    throw new Error(`The postgres OS user cannot execute ${bin}; check permissions of the file and every parent directory`);
   }
 }
 
@@ -276,8 +272,7 @@ export type ConfValue = string | number | boolean;
 export function quoteConfValue(value: ConfValue): string {
   if (typeof value === 'boolean') return value ? 'on' : 'off';
   if (typeof value === 'number') return String(value);
-  if (/[\n\r\0]/.test(value))
-    throw new Error(`postgresql.conf values cannot contain newlines/NUL: ${JSON.stringify(value)}`);
+  if (/[\n\r\0]/.test(value)) throw new Error(`postgresql.conf values cannot contain newlines/NUL: ${JSON.stringify(value)}`);
   return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
 }
 
@@ -391,23 +386,10 @@ export class PgCluster {
     // Port/socket/listen address on the command line override whatever a
     // restored postgresql.conf says, so attached clusters can't collide with
     // their source. pg_ctl hands -o to /bin/sh, hence the shell quoting.
-    const serverOpts = [`-p ${this.port}`, `-k ${shellQuote(this.socketDir)}`, `-c listen_addresses=127.0.0.1`].join(
-      ' ',
-    );
+    const serverOpts = [`-p ${this.port}`, `-k ${shellQuote(this.socketDir)}`, `-c listen_addresses=127.0.0.1`].join(' ');
     const res = await runAsPostgres(
       path.join(this.binDir, 'pg_ctl'),
-      [
-        '-D',
-        this.dataDir,
-        '-l',
-        this.logFile,
-        '-o',
-        serverOpts,
-        '-w',
-        '-t',
-        String(Math.ceil(timeoutMs / 1000)),
-        'start',
-      ],
+      ['-D', this.dataDir, '-l', this.logFile, '-o', serverOpts, '-w', '-t', String(Math.ceil(timeoutMs / 1000)), 'start'],
       { timeoutMs: timeoutMs + 10_000 },
     );
     if (res.code !== 0) {
@@ -485,19 +467,7 @@ export class PgCluster {
   async psql(sql: string, opts: { database?: string } = {}): Promise<string> {
     const res = await runAsPostgres(
       debianPgBin('psql'),
-      [
-        ...this.clientArgs(),
-        '-d',
-        opts.database ?? 'postgres',
-        '-X',
-        '-q',
-        '-A',
-        '-t',
-        '-v',
-        'ON_ERROR_STOP=1',
-        '-f',
-        '-',
-      ],
+      [...this.clientArgs(), '-d', opts.database ?? 'postgres', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-f', '-'],
       { input: sql, timeoutMs: 120_000 },
     );
     if (res.code !== 0) throw new Error(`psql failed with code ${res.code}:\n${res.stderr}`);
@@ -528,10 +498,7 @@ export class PgCluster {
     if (res.code !== 0) throw new Error(`pg_dump failed with code ${res.code}:\n${res.stderr}`);
     return res.stdout
       .split('\n')
-      .filter(
-        (l) =>
-          !l.startsWith('\\restrict') && !l.startsWith('\\unrestrict') && !l.startsWith('SELECT pg_catalog.setval('),
-      )
+      .filter((l) => !l.startsWith('\\restrict') && !l.startsWith('\\unrestrict') && !l.startsWith('SELECT pg_catalog.setval('))
       .join('\n');
   }
 

@@ -68,7 +68,8 @@ export class StrataCluster {
         'SELECT last_archived_wal AS last, last_failed_wal AS failed FROM pg_stat_archiver',
       );
       if (s?.last && s.last >= w) return w;
-      if (Date.now() > deadline) throw new Error(`segment ${w} not archived in time; last=${s?.last}, failed=${s?.failed}\n${this.pg.logTail(30)}`);
+      if (Date.now() > deadline)
+        throw new Error(`segment ${w} not archived in time; last=${s?.last}, failed=${s?.failed}\n${this.pg.logTail(30)}`);
       await new Promise((r) => setTimeout(r, 200));
     }
   }
@@ -125,7 +126,13 @@ export async function restoreInto(
     config: opts.configPath ?? source.configPath,
     timeoutMs: 300_000,
   });
-  const pg = PgCluster.attach({ version: source.pg.version, dataDir: pgdata, port: await freePort(), socketDir, logFile: path.join(dir, 'server.log') });
+  const pg = PgCluster.attach({
+    version: source.pg.version,
+    dataDir: pgdata,
+    port: await freePort(),
+    socketDir,
+    logFile: path.join(dir, 'server.log'),
+  });
   return { result, pg, pgdata };
 }
 

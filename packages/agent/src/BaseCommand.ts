@@ -36,7 +36,12 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     return loadConfig(configPath(this.flags.config));
   }
 
-  protected async context(): Promise<{ loaded: LoadedConfig; clusterName: string; cluster: LoadedConfig['config']['clusters'][string]; repo: Repository }> {
+  protected async context(): Promise<{
+    loaded: LoadedConfig;
+    clusterName: string;
+    cluster: LoadedConfig['config']['clusters'][string];
+    repo: Repository;
+  }> {
     const loaded = await this.loadConfig();
     const { name, cluster } = selectCluster(loaded.config, this.flags.cluster);
     const repo = await openRepository(loaded.config, loaded.path, loaded.dir, this.flags.repo, this.logger);
@@ -56,7 +61,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     await super.init();
     const { flags, args } = await this.parse(this.ctor);
     this.flags = flags as BaseFlags<T>;
-    this.args = args as Record<string, string | undefined>;
+    this.args = args;
   }
 
   protected override toSuccessJson(result: unknown): unknown {
@@ -83,7 +88,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     // oclif's own errors (bad flags, --help) keep oclif's rendering.
     if (!isStrataError(err)) throw err;
     process.stderr.write(`Error: ${err.describe()}\n`);
-    if (this.flags?.['log-level'] === 'debug' && err.cause) process.stderr.write(`Cause: ${String((err.cause as Error).stack ?? err.cause)}\n`);
+    if (this.flags?.['log-level'] === 'debug' && err.cause instanceof Error)
+      process.stderr.write(`Cause: ${err.cause.stack ?? err.cause.message}\n`);
     return undefined;
   }
 

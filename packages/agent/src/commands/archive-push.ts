@@ -10,7 +10,13 @@ export default class ArchivePush extends BaseCommand<typeof ArchivePush> {
 
   async run(): Promise<ArchivePushResult> {
     const { loaded, clusterName, repo } = await this.context();
-    const result = await archivePush({ repo, cluster: clusterName, walPath: this.args.path!, compression: String(loaded.config.compression.plugin), logger: this.logger });
+    const result = await archivePush({
+      repo,
+      cluster: clusterName,
+      walPath: this.args.path!,
+      compression: String(loaded.config.compression.plugin),
+      logger: this.logger,
+    });
     this.logger.info({ wal: result.walName, stored: result.storedBytes, again: result.alreadyArchived }, 'archived');
     return result;
   }

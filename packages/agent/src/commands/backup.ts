@@ -7,7 +7,11 @@ export default class Backup extends BaseCommand<typeof Backup> {
   static override description = `Runs pg_backup_start/pg_backup_stop (non-exclusive), copies the data directory at page granularity into compressed packs with per-page and per-file checksums, waits until the WAL needed for consistency is archived, then writes the manifest — the commit point. An interrupted backup leaves no visible backup.`;
   static override examples = ['<%= config.bin %> backup --type full', '<%= config.bin %> backup --type full --start-fast --json'];
   static override flags = {
-    type: Flags.option({ options: ['full'] as const, default: 'full', description: 'backup type (incr and diff come with block-level incrementals)' })(),
+    type: Flags.option({
+      options: ['full'] as const,
+      default: 'full',
+      description: 'backup type (incr and diff come with block-level incrementals)',
+    })(),
     'start-fast': Flags.boolean({ default: false, description: 'request an immediate checkpoint instead of waiting for a spread one' }),
   };
 
@@ -24,7 +28,9 @@ export default class Backup extends BaseCommand<typeof Backup> {
       onCopyStart: (label) => this.logger.info({ label }, 'copying files'),
     });
     const ratio = result.bytes > 0 ? ((result.repoBytes / result.bytes) * 100).toFixed(1) : '0';
-    this.log(`Backup ${result.label} (${result.type}) complete: ${result.files} files, ${fmtBytes(result.bytes)} → ${fmtBytes(result.repoBytes)} in the repository (${ratio}%), WAL ${result.startWal}..${result.stopWal}, ${(result.durationMs / 1000).toFixed(1)} s.`);
+    this.log(
+      `Backup ${result.label} (${result.type}) complete: ${result.files} files, ${fmtBytes(result.bytes)} → ${fmtBytes(result.repoBytes)} in the repository (${ratio}%), WAL ${result.startWal}..${result.stopWal}, ${(result.durationMs / 1000).toFixed(1)} s.`,
+    );
     // maxRSS is in KiB: reported so operators (and the memory test) can see the footprint.
     return { ...result, peakRssBytes: process.resourceUsage().maxRSS * 1024 };
   }

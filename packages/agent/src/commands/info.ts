@@ -12,9 +12,12 @@ export default class Info extends BaseCommand<typeof Info> {
     this.log(`Cluster ${clusterName} in ${repo.describe()}`);
     if (report.backups.length === 0) this.log('  no backups');
     for (const b of report.backups) {
-      this.log(`  ${b.label}  ${b.type.padEnd(4)}  ${b.startTime} → ${b.stopTime}  LSN ${b.startLsn} → ${b.stopLsn}  size ${fmtBytes(b.size)}, in repo ${fmtBytes(b.repoSize)}`);
+      this.log(
+        `  ${b.label}  ${b.type.padEnd(4)}  ${b.startTime} → ${b.stopTime}  LSN ${b.startLsn} → ${b.stopLsn}  size ${fmtBytes(b.size)}, in repo ${fmtBytes(b.repoSize)}`,
+      );
     }
-    for (const w of report.wal) this.log(`  WAL timeline ${w.timeline}: ${w.first} .. ${w.last} (${w.segments} segments, ${fmtBytes(w.bytes)})`);
+    for (const w of report.wal)
+      this.log(`  WAL timeline ${w.timeline}: ${w.first} .. ${w.last} (${w.segments} segments, ${fmtBytes(w.bytes)})`);
     if (report.incomplete.length) this.log(`  interrupted backups (not restorable, removed by expire): ${report.incomplete.join(', ')}`);
     return report;
   }

@@ -11,11 +11,16 @@ export default class Init extends BaseCommand<typeof Init> {
     const { loaded, clusterName, cluster, repo } = await this.context();
     const archiveCommand = `${strataCommandPrefix()} archive-push ${contextFlags(loaded.path, clusterName)} %p`;
     const result = await initCluster(repo, clusterName, cluster, String(loaded.config.compression.plugin), archiveCommand);
-    this.log(`Cluster "${clusterName}" (system ${result.systemIdentifier}, PostgreSQL ${result.pgVersionNum}) ${result.status === 'created' ? 'initialised in' : 'already initialised in'} ${repo.describe()}.`);
+    this.log(
+      `Cluster "${clusterName}" (system ${result.systemIdentifier}, PostgreSQL ${result.pgVersionNum}) ${result.status === 'created' ? 'initialised in' : 'already initialised in'} ${repo.describe()}.`,
+    );
     if (result.settingsToFix.length === 0) {
       this.log('Archiving settings are ready.');
     } else {
-      for (const s of result.settingsToFix) this.warnUser(`${s.name} is ${JSON.stringify(s.current)}; set it to ${JSON.stringify(s.wanted)}${s.restart ? ' (needs a restart)' : ' (needs a reload)'}`);
+      for (const s of result.settingsToFix)
+        this.warnUser(
+          `${s.name} is ${JSON.stringify(s.current)}; set it to ${JSON.stringify(s.wanted)}${s.restart ? ' (needs a restart)' : ' (needs a reload)'}`,
+        );
       this.log('\nSet these, e.g. in psql, then restart or reload PostgreSQL as noted:');
       for (const s of result.settingsToFix) this.log(`  ALTER SYSTEM SET ${s.name} = '${s.wanted.replace(/'/g, "''")}';`);
     }

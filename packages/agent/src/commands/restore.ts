@@ -20,19 +20,35 @@ export default class Restore extends BaseCommand<typeof Restore> {
     'target-lsn': Flags.string({ description: 'recover to this WAL location, e.g. 0/16B3748' }),
     'target-name': Flags.string({ description: 'recover to this restore point (pg_create_restore_point)' }),
     'target-immediate': Flags.boolean({ description: 'stop as soon as the backup is consistent' }),
-    'target-action': Flags.option({ options: ['promote', 'pause', 'shutdown'] as const, description: "what PostgreSQL does at the target (PostgreSQL's default: pause)" })(),
+    'target-action': Flags.option({
+      options: ['promote', 'pause', 'shutdown'] as const,
+      description: "what PostgreSQL does at the target (PostgreSQL's default: pause)",
+    })(),
     'target-exclusive': Flags.boolean({ description: 'stop just before the target instead of just after it' }),
     'target-timeline': Flags.string({ description: 'timeline to follow: latest, current or a number' }),
-    'archive-mode': Flags.option({ options: ['preserve', 'off'] as const, default: 'preserve', description: 'off: the restored cluster does not archive (for copies and rehearsals)' })(),
+    'archive-mode': Flags.option({
+      options: ['preserve', 'off'] as const,
+      default: 'preserve',
+      description: 'off: the restored cluster does not archive (for copies and rehearsals)',
+    })(),
     'tablespace-map': Flags.string({ multiple: true, description: 'OID=DIR or NAME=DIR: restore a tablespace elsewhere' }),
-    'restore-command': Flags.string({ description: 'restore_command to write (default: this strata with the same --config and --cluster)' }),
+    'restore-command': Flags.string({
+      description: 'restore_command to write (default: this strata with the same --config and --cluster)',
+    }),
   };
 
   async run(): Promise<RestoreResult> {
     const f = this.flags;
     if (f.set !== undefined) assertLabel(f.set);
-    const target = parseTarget({ time: f['target-time'], xid: f['target-xid'], lsn: f['target-lsn'], name: f['target-name'], immediate: f['target-immediate'] });
-    if (f['target-action'] && !target) throw new StrataError('InvalidArgument', '--target-action needs a recovery target (--target-time, --target-xid, ...)');
+    const target = parseTarget({
+      time: f['target-time'],
+      xid: f['target-xid'],
+      lsn: f['target-lsn'],
+      name: f['target-name'],
+      immediate: f['target-immediate'],
+    });
+    if (f['target-action'] && !target)
+      throw new StrataError('InvalidArgument', '--target-action needs a recovery target (--target-time, --target-xid, ...)');
     if (f['target-exclusive'] && (!target || target.kind === 'immediate')) {
       throw new StrataError('InvalidArgument', '--target-exclusive needs --target-time, --target-xid, --target-lsn or --target-name');
     }
@@ -54,7 +70,9 @@ export default class Restore extends BaseCommand<typeof Restore> {
       tablespaceMap: parseTablespaceMap(f['tablespace-map'] ?? []),
       logger: this.logger,
     });
-    this.log(`Restored backup ${result.label} into ${result.pgdata}: ${result.files} files, ${fmtBytes(result.bytes)} (fetched ${fmtBytes(result.bytesFetched)}), in ${(result.durationMs / 1000).toFixed(1)} s.`);
+    this.log(
+      `Restored backup ${result.label} into ${result.pgdata}: ${result.files} files, ${fmtBytes(result.bytes)} (fetched ${fmtBytes(result.bytesFetched)}), in ${(result.durationMs / 1000).toFixed(1)} s.`,
+    );
     this.log(`Recovery target: ${result.target}. Start PostgreSQL on ${result.pgdata} to replay WAL from the repository.`);
     return result;
   }
@@ -64,7 +82,8 @@ function parseTablespaceMap(items: string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const item of items) {
     const eq = item.indexOf('=');
-    if (eq <= 0 || eq === item.length - 1) throw new StrataError('InvalidArgument', `--tablespace-map "${item}" must look like OID=DIR or NAME=DIR`);
+    if (eq <= 0 || eq === item.length - 1)
+      throw new StrataError('InvalidArgument', `--tablespace-map "${item}" must look like OID=DIR or NAME=DIR`);
     out[item.slice(0, eq)] = item.slice(eq + 1);
   }
   return out;

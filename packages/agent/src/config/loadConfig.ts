@@ -24,7 +24,10 @@ export async function loadConfig(file: string): Promise<LoadedConfig> {
     const code = (err as NodeJS.ErrnoException).code;
     throw new StrataError('ConfigInvalid', `cannot read config file ${file} (${code ?? (err as Error).message})`, {
       cause: err,
-      hint: code === 'ENOENT' ? 'create it (see docs/configuration.md), or point to one with --config PATH or STRATA_CONFIG' : 'make it readable by the user running strata',
+      hint:
+        code === 'ENOENT'
+          ? 'create it (see docs/configuration.md), or point to one with --config PATH or STRATA_CONFIG'
+          : 'make it readable by the user running strata',
     });
   }
   let data: unknown;
@@ -32,7 +35,9 @@ export async function loadConfig(file: string): Promise<LoadedConfig> {
     data = parse(text);
   } catch (err) {
     const where = err instanceof YAMLParseError && err.linePos ? ` at line ${err.linePos[0].line}` : '';
-    throw new StrataError('ConfigInvalid', `config file ${file} is not valid YAML${where}: ${(err as Error).message.split('\n')[0]}`, { cause: err });
+    throw new StrataError('ConfigInvalid', `config file ${file} is not valid YAML${where}: ${(err as Error).message.split('\n')[0]}`, {
+      cause: err,
+    });
   }
   return { path: file, dir: path.dirname(file), config: validateConfig(data, file) };
 }

@@ -37,9 +37,13 @@ async function importPlugin(spec: string, kind: PluginKind, configDir: string): 
     throw new StrataError('ConfigInvalid', `"${spec}" is not a Strata plugin (its default export must come from definePlugin)`);
   }
   if (plugin.contractVersion !== CONTRACT_VERSION) {
-    throw new StrataError('ConfigInvalid', `plugin "${spec}" was built for plugin contract ${plugin.contractVersion ?? 'unknown'}, this Strata speaks contract ${CONTRACT_VERSION}`, {
-      hint: 'install a version of the plugin made for this Strata release',
-    });
+    throw new StrataError(
+      'ConfigInvalid',
+      `plugin "${spec}" was built for plugin contract ${plugin.contractVersion ?? 'unknown'}, this Strata speaks contract ${CONTRACT_VERSION}`,
+      {
+        hint: 'install a version of the plugin made for this Strata release',
+      },
+    );
   }
   if (plugin.kind !== kind) throw new StrataError('ConfigInvalid', `plugin "${spec}" is a ${plugin.kind} plugin, configured as ${kind}`);
   return plugin as AnyPlugin;
@@ -50,13 +54,13 @@ async function loadCompressors(config: StrataConfig, source: string, configDir: 
   for (const [name, plugin] of Object.entries(BUILTIN_COMPRESSION)) {
     const options = name === config.compression.plugin ? withoutPluginKey(config.compression) : {};
     const parsed = parsePluginConfig(plugin.configSchema, options, ['compression'], source);
-    out.set(name, (await plugin.create(parsed as never, { configDir })) as Compressor);
+    out.set(name, (await plugin.create(parsed, { configDir })) as Compressor);
   }
   const chosen = config.compression.plugin;
   if (!out.has(chosen)) {
     const plugin = await importPlugin(chosen, 'compression', configDir);
     const parsed = parsePluginConfig(plugin.configSchema, withoutPluginKey(config.compression), ['compression'], source);
-    out.set(chosen, (await plugin.create(parsed as never, { configDir })) as Compressor);
+    out.set(chosen, (await plugin.create(parsed, { configDir })) as Compressor);
   }
   return out;
 }
@@ -68,15 +72,24 @@ function withoutPluginKey(obj: Record<string, unknown>, extra: string[] = []): R
 }
 
 /** Opens the named repository (default: the first configured). */
-export async function openRepository(config: StrataConfig, source: string, configDir: string, name: string | undefined, logger: Logger): Promise<Repository> {
+export async function openRepository(
+  config: StrataConfig,
+  source: string,
+  configDir: string,
+  name: string | undefined,
+  logger: Logger,
+): Promise<Repository> {
   const index = name === undefined ? 0 : config.repos.findIndex((r) => r.name === name);
   const repoConfig = config.repos[index];
   if (!repoConfig) {
-    throw new StrataError('InvalidArgument', `no repository "${name}" in the config; configured: ${config.repos.map((r) => r.name).join(', ')}`);
+    throw new StrataError(
+      'InvalidArgument',
+      `no repository "${name}" in the config; configured: ${config.repos.map((r) => r.name).join(', ')}`,
+    );
   }
   const plugin = await importPlugin(repoConfig.plugin, 'storage', configDir);
   const options = parsePluginConfig(plugin.configSchema, withoutPluginKey(repoConfig, ['name']), ['repos', index], source);
-  const backend = await plugin.create(options as never, { configDir });
+  const backend = await plugin.create(options, { configDir });
   const compressors = await loadCompressors(config, source, configDir);
   return new Repository(repoConfig.name, backend as never, compressors, logger);
 }

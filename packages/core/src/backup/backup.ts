@@ -65,7 +65,9 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     const { timeline_id: timeline } = await session.one<{ timeline_id: number }>('SELECT timeline_id FROM pg_control_checkpoint()');
     const startLsn = parseLsn(start.lsn);
     const startWal = segmentNameForLsn(timeline, startLsn, server.walSegmentSize);
-    const databases = await session.query<{ oid: number; name: string }>('SELECT oid::int AS oid, datname AS name FROM pg_database ORDER BY oid');
+    const databases = await session.query<{ oid: number; name: string }>(
+      'SELECT oid::int AS oid, datname AS name FROM pg_database ORDER BY oid',
+    );
     const tablespaces = await session.query<{ oid: number; name: string; location: string }>(
       `SELECT oid::int AS oid, spcname AS name, pg_tablespace_location(oid) AS location
          FROM pg_tablespace WHERE spcname NOT IN ('pg_default', 'pg_global') ORDER BY oid`,
@@ -78,7 +80,13 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     const readBuffer = Buffer.allocUnsafe(config.backup.superBlockSize);
     opts.onCopyStart?.(label);
     for await (const entry of scanDataDir(cluster.pgdata)) {
-      const base = { path: entry.path, mode: entry.stat.mode & 0o7777, uid: entry.stat.uid, gid: entry.stat.gid, mtime: Math.floor(entry.stat.mtimeMs) };
+      const base = {
+        path: entry.path,
+        mode: entry.stat.mode & 0o7777,
+        uid: entry.stat.uid,
+        gid: entry.stat.gid,
+        mtime: Math.floor(entry.stat.mtimeMs),
+      };
       if (entry.type === 'dir') files.push({ ...base, type: 'dir' });
       else if (entry.type === 'link') files.push({ ...base, type: 'link', target: entry.target });
       else {
@@ -175,15 +183,26 @@ async function checkServer(server: ServerInfo, cluster: ClusterConfig, clusterNa
     });
   }
   if (server.archiveMode === 'off') {
-    throw new StrataError('Precondition', `archive_mode is off on cluster "${clusterName}": a backup without archived WAL cannot be restored`, {
-      hint: 'set archive_mode = on and archive_command (see "strata init"), then restart PostgreSQL',
-    });
+    throw new StrataError(
+      'Precondition',
+      `archive_mode is off on cluster "${clusterName}": a backup without archived WAL cannot be restored`,
+      {
+        hint: 'set archive_mode = on and archive_command (see "strata init"), then restart PostgreSQL',
+      },
+    );
   }
-  const [real, configured] = await Promise.all([fs.realpath(server.dataDirectory).catch(() => server.dataDirectory), fs.realpath(cluster.pgdata).catch(() => cluster.pgdata)]);
+  const [real, configured] = await Promise.all([
+    fs.realpath(server.dataDirectory).catch(() => server.dataDirectory),
+    fs.realpath(cluster.pgdata).catch(() => cluster.pgdata),
+  ]);
   if (real !== configured) {
-    throw new StrataError('ConfigInvalid', `pgdata for cluster "${clusterName}" is ${cluster.pgdata}, but the server at port ${cluster.port} runs on ${server.dataDirectory}`, {
-      hint: 'fix pgdata or host/port in the config',
-    });
+    throw new StrataError(
+      'ConfigInvalid',
+      `pgdata for cluster "${clusterName}" is ${cluster.pgdata}, but the server at port ${cluster.port} runs on ${server.dataDirectory}`,
+      {
+        hint: 'fix pgdata or host/port in the config',
+      },
+    );
   }
 }
 

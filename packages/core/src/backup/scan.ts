@@ -24,7 +24,7 @@ export async function* scanDataDir(pgdata: string): AsyncGenerator<ScanEntry> {
   if (!st?.isDirectory()) {
     throw new StrataError('NotFound', `data directory ${pgdata} does not exist or is not a directory`, {
       context: { path: pgdata },
-      hint: 'set pgdata in the config to the cluster\'s data directory (SHOW data_directory), on the host where PostgreSQL runs',
+      hint: "set pgdata in the config to the cluster's data directory (SHOW data_directory), on the host where PostgreSQL runs",
     });
   }
   yield* walk(pgdata, '');

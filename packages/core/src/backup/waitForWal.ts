@@ -13,11 +13,15 @@ export async function waitForWal(repo: Repository, cluster: string, segments: st
       continue;
     }
     if (Date.now() > deadline) {
-      throw new StrataError('Timeout', `WAL segment ${pending[0]} did not reach ${repo.describe()} within ${Math.round(timeoutMs / 1000)} s`, {
-        retryable: false,
-        context: { segment: pending[0] },
-        hint: 'check archive_command and pg_stat_archiver (last_failed_wal); the backup is not usable without this WAL',
-      });
+      throw new StrataError(
+        'Timeout',
+        `WAL segment ${pending[0]} did not reach ${repo.describe()} within ${Math.round(timeoutMs / 1000)} s`,
+        {
+          retryable: false,
+          context: { segment: pending[0] },
+          hint: 'check archive_command and pg_stat_archiver (last_failed_wal); the backup is not usable without this WAL',
+        },
+      );
     }
     await new Promise((r) => setTimeout(r, 250));
   }

@@ -28,5 +28,8 @@ export async function listIncompleteLabels(repo: Repository, cluster: string): P
     if (!label) continue;
     seen.set(label, (seen.get(label) ?? false) || name === 'manifest');
   }
-  return [...seen].filter(([, done]) => !done).map(([l]) => l).sort();
+  return [...seen]
+    .filter(([, done]) => !done)
+    .map(([l]) => l)
+    .sort();
 }

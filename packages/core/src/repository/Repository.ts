@@ -129,14 +129,20 @@ export class Repository {
       // The header is not checksummed: a damaged compression name must not pass for a missing
       // plugin. If a loaded compressor restores the checksummed payload, the header is damaged.
       for (const [name, c] of this.compressors) {
-        const restored = await Promise.resolve(body).then((b) => c.decompress(b)).catch(() => undefined);
+        const restored = await Promise.resolve(body)
+          .then((b) => c.decompress(b))
+          .catch(() => undefined);
         if (restored && sha256(restored) === sha) throw corrupt(`header names compression "${compression}", but the payload is ${name}`);
       }
-      throw new StrataError('ConfigInvalid', `object "${key}" in ${this.describe()} was compressed with "${compression}", which is not loaded`, {
-        operation: 'read',
-        context: { key, repo: this.name },
-        hint: `install and configure the "${compression}" compression plugin`,
-      });
+      throw new StrataError(
+        'ConfigInvalid',
+        `object "${key}" in ${this.describe()} was compressed with "${compression}", which is not loaded`,
+        {
+          operation: 'read',
+          context: { key, repo: this.name },
+          hint: `install and configure the "${compression}" compression plugin`,
+        },
+      );
     }
     let payload: Buffer;
     try {

@@ -27,11 +27,7 @@ export async function readClusterInfo(repo: Repository, cluster: string): Promis
 }
 
 /** Writes the cluster's identity once; a second init with the same identity is a no-op. */
-export async function writeClusterInfo(
-  repo: Repository,
-  info: ClusterInfo,
-  compression: string,
-): Promise<'created' | 'exists'> {
+export async function writeClusterInfo(repo: Repository, info: ClusterInfo, compression: string): Promise<'created' | 'exists'> {
   try {
     await repo.putSealed(keys.clusterInfo(info.cluster), 'cluster', info, compression, { ifNoneMatch: true });
     return 'created';

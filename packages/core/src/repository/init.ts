@@ -14,7 +14,13 @@ export interface InitResult {
 }
 
 /** Records the cluster's identity in the repository and says which settings archiving still needs. */
-export async function initCluster(repo: Repository, clusterName: string, cluster: ClusterConfig, compression: string, archiveCommand: string): Promise<InitResult> {
+export async function initCluster(
+  repo: Repository,
+  clusterName: string,
+  cluster: ClusterConfig,
+  compression: string,
+  archiveCommand: string,
+): Promise<InitResult> {
   const session = await PgSession.connect(cluster, 'strata init');
   try {
     const server = await session.serverInfo();
@@ -31,10 +37,20 @@ export async function initCluster(repo: Repository, clusterName: string, cluster
       compression,
     );
     const settingsToFix: InitResult['settingsToFix'] = [];
-    if (!['replica', 'logical'].includes(server.walLevel)) settingsToFix.push({ name: 'wal_level', current: server.walLevel, wanted: 'replica', restart: true });
-    if (!['on', 'always'].includes(server.archiveMode)) settingsToFix.push({ name: 'archive_mode', current: server.archiveMode, wanted: 'on', restart: true });
-    if (!/\barchive-push\b/.test(server.archiveCommand)) settingsToFix.push({ name: 'archive_command', current: server.archiveCommand, wanted: archiveCommand, restart: false });
-    return { cluster: clusterName, repo: repo.name, status, systemIdentifier: server.systemIdentifier, pgVersionNum: server.versionNum, settingsToFix };
+    if (!['replica', 'logical'].includes(server.walLevel))
+      settingsToFix.push({ name: 'wal_level', current: server.walLevel, wanted: 'replica', restart: true });
+    if (!['on', 'always'].includes(server.archiveMode))
+      settingsToFix.push({ name: 'archive_mode', current: server.archiveMode, wanted: 'on', restart: true });
+    if (!/\barchive-push\b/.test(server.archiveCommand))
+      settingsToFix.push({ name: 'archive_command', current: server.archiveCommand, wanted: archiveCommand, restart: false });
+    return {
+      cluster: clusterName,
+      repo: repo.name,
+      status,
+      systemIdentifier: server.systemIdentifier,
+      pgVersionNum: server.versionNum,
+      settingsToFix,
+    };
   } finally {
     await session.close();
   }

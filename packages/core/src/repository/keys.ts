@@ -8,8 +8,7 @@ export const keys = {
   backupDir: (cluster: string, label: string) => `${cluster}/backup/${label}/`,
   manifest: (cluster: string, label: string) => `${cluster}/backup/${label}/manifest`,
   pack: (cluster: string, label: string, n: number) => `${cluster}/backup/${label}/pack/${String(n).padStart(6, '0')}`,
-  blockMap: (cluster: string, label: string, n: number) =>
-    `${cluster}/backup/${label}/blockmap/${String(n).padStart(6, '0')}`,
+  blockMap: (cluster: string, label: string, n: number) => `${cluster}/backup/${label}/blockmap/${String(n).padStart(6, '0')}`,
   walRoot: (cluster: string) => `${cluster}/wal/`,
   /** Segments (and their .backup/.partial files) live in one directory per timeline + log id. */
   walDir: (cluster: string, walName: string) =>

@@ -9,7 +9,12 @@ import type { RecoveryTarget } from './target.js';
  * Picks the backup to restore: the named one, or the newest that finished before a time or LSN
  * target (recovery can only reach points after the backup's consistency point), else the newest.
  */
-export async function chooseBackup(repo: Repository, cluster: string, label: string | undefined, target: RecoveryTarget | undefined): Promise<Manifest> {
+export async function chooseBackup(
+  repo: Repository,
+  cluster: string,
+  label: string | undefined,
+  target: RecoveryTarget | undefined,
+): Promise<Manifest> {
   const labels = await listBackupLabels(repo, cluster);
   if (label !== undefined) {
     if (!labels.includes(label)) {
@@ -27,9 +32,13 @@ export async function chooseBackup(repo: Repository, cluster: string, label: str
     if (isReachable(m, target)) return m;
   }
   const oldest = await readManifest(repo, cluster, labels[0]!);
-  throw new StrataError('NotFound', `no backup finished before the recovery target; the oldest (${oldest.label}) finished at ${oldest.stopTime} (LSN ${oldest.stopLsn})`, {
-    hint: 'choose a later target, or restore a backup from another repository copy',
-  });
+  throw new StrataError(
+    'NotFound',
+    `no backup finished before the recovery target; the oldest (${oldest.label}) finished at ${oldest.stopTime} (LSN ${oldest.stopLsn})`,
+    {
+      hint: 'choose a later target, or restore a backup from another repository copy',
+    },
+  );
 }
 
 function isReachable(m: Manifest, target: RecoveryTarget | undefined): boolean {

@@ -37,7 +37,8 @@ export class FrameReader {
     const key = this.packKey(ref);
     const raw = await this.repo.getBuffer(key, { range: { start: ref.offset, end: ref.offset + ref.length } });
     this.bytesFetched += raw.length;
-    if (raw.length !== ref.length) throw this.corrupt(key, ref, what, `object is shorter than expected (${raw.length} of ${ref.length} bytes)`);
+    if (raw.length !== ref.length)
+      throw this.corrupt(key, ref, what, `object is shorter than expected (${raw.length} of ${ref.length} bytes)`);
     let data: Buffer;
     try {
       data = await this.repo.compressor(this.manifest.options.compression).decompress(raw);
@@ -78,7 +79,10 @@ export async function restoreFile(file: ManifestFile, dest: string, reader: Fram
       const expected = Buffer.from(map.hashes, 'base64');
       const pageSize = map.pageSize;
       if (expected.length !== pageCount(size, pageSize) * PAGE_HASH_BYTES) {
-        throw new StrataError('Integrity', `block map entry for ${file.path} has ${expected.length / PAGE_HASH_BYTES} page digests for ${size} bytes`);
+        throw new StrataError(
+          'Integrity',
+          `block map entry for ${file.path} has ${expected.length / PAGE_HASH_BYTES} page digests for ${size} bytes`,
+        );
       }
       const actual = Buffer.alloc(PAGE_HASH_BYTES * map.superBlocks.reduce((a, s) => Math.max(a, s.count), 0));
       for (const sb of [...map.superBlocks].sort((a, b) => a.first - b.first)) {

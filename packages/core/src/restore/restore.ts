@@ -85,7 +85,8 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
   if (!pgControl) throw new StrataError('Integrity', `backup ${manifest.label} has no ${PG_CONTROL}`);
 
   await writeDurably(path.join(pgdata, 'backup_label'), manifest.backupLabel);
-  if (manifest.tablespaceMap) await writeDurably(path.join(pgdata, 'tablespace_map'), remapTablespaceMap(manifest.tablespaceMap, locations));
+  if (manifest.tablespaceMap)
+    await writeDurably(path.join(pgdata, 'tablespace_map'), remapTablespaceMap(manifest.tablespaceMap, locations));
   await writeRecoveryConfig(pgdata, {
     restoreCommand: opts.restoreCommand,
     target: opts.target,
@@ -181,7 +182,8 @@ function tablespaceLocations(m: Manifest, map: Record<string, string>): Map<stri
   }
   const known = new Set(m.tablespaces.flatMap((t) => [String(t.oid), t.name]));
   for (const k of Object.keys(map)) {
-    if (!known.has(k)) throw new StrataError('InvalidArgument', `--tablespace-map names "${k}", which is not a tablespace of backup ${m.label}`);
+    if (!known.has(k))
+      throw new StrataError('InvalidArgument', `--tablespace-map names "${k}", which is not a tablespace of backup ${m.label}`);
   }
   return out;
 }

@@ -46,16 +46,23 @@ export function parseTargetTime(text: string): Date {
 export function parseTarget(opts: TargetOptions): RecoveryTarget | undefined {
   const given = [opts.time, opts.xid, opts.lsn, opts.name, opts.immediate ? 'x' : undefined].filter((v) => v !== undefined);
   if (given.length > 1) {
-    throw new StrataError('InvalidArgument', 'give at most one of --target-time, --target-xid, --target-lsn, --target-name, --target-immediate');
+    throw new StrataError(
+      'InvalidArgument',
+      'give at most one of --target-time, --target-xid, --target-lsn, --target-name, --target-immediate',
+    );
   }
   if (opts.time !== undefined) return { kind: 'time', time: parseTargetTime(opts.time), text: opts.time.trim() };
   if (opts.xid !== undefined) {
-    if (!/^\d+$/.test(opts.xid)) throw new StrataError('InvalidArgument', `--target-xid "${opts.xid}" is not a transaction id`, { hint: 'use the number txid_current() returned' });
+    if (!/^\d+$/.test(opts.xid))
+      throw new StrataError('InvalidArgument', `--target-xid "${opts.xid}" is not a transaction id`, {
+        hint: 'use the number txid_current() returned',
+      });
     return { kind: 'xid', xid: opts.xid };
   }
   if (opts.lsn !== undefined) return { kind: 'lsn', lsn: parseLsn(opts.lsn), text: opts.lsn.trim() };
   if (opts.name !== undefined) {
-    if (opts.name.length === 0 || opts.name.length > 63) throw new StrataError('InvalidArgument', '--target-name must be 1 to 63 characters');
+    if (opts.name.length === 0 || opts.name.length > 63)
+      throw new StrataError('InvalidArgument', '--target-name must be 1 to 63 characters');
     return { kind: 'name', name: opts.name };
   }
   if (opts.immediate) return { kind: 'immediate' };

@@ -123,7 +123,10 @@ export async function fetchWal(repo: Repository, cluster: string, walName: strin
     throw new StrataError('NotFound', `${walName} is not in ${repo.describe()}`, { context: { walName } });
   }
   if (found.length > 1) {
-    throw new StrataError('Integrity', `${walName} is archived more than once with different content: ${found.map((f) => f.key).join(', ')}`);
+    throw new StrataError(
+      'Integrity',
+      `${walName} is archived more than once with different content: ${found.map((f) => f.key).join(', ')}`,
+    );
   }
   const object = found[0]!;
   const raw = await repo.getBuffer(object.key);
