@@ -2,13 +2,22 @@
  * Wrapper around the real Strata CLI (packages/agent/bin/run.js), run the way
  * PostgreSQL would run it from archive_command: as the postgres OS user.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runAsPostgres, runCommand, shellQuote, type RunResult } from './postgres.js';
 
 const HARNESS_DIR = path.dirname(fileURLToPath(import.meta.url));
-/** Absolute path of the CLI entry point, derived from this file's location. */
-export const STRATA_BIN = path.resolve(HARNESS_DIR, '..', '..', 'packages', 'agent', 'bin', 'run.js');
+/** Absolute path of the CLI entry point: found upwards from this file (source or e2e/dist). */
+export const STRATA_BIN = findUp(path.join('packages', 'agent', 'bin', 'run.js'));
+
+function findUp(rel: string): string {
+  for (let dir = HARNESS_DIR; ; dir = path.dirname(dir)) {
+    const candidate = path.join(dir, rel);
+    if (fs.existsSync(candidate)) return candidate;
+    if (path.dirname(dir) === dir) throw new Error(`${rel} not found above ${HARNESS_DIR}`);
+  }
+}
 
 export interface RunStrataOptions {
   /** Config file path, appended as `--config <path>` (after the command, oclif-style). */
