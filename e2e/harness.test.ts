@@ -8,7 +8,7 @@ afterAll(async () => {
 
 describe('e2e harness', () => {
   it('builds an archive_command-safe Strata command line', () => {
-    expect(strataCommandLine()).toMatch(/^'\/.+node' '\/.+\/packages\/agent\/bin\/run\.js'$/);
+    expect(strataCommandLine()).toMatch(/^'\/.+node'( '--[^']+')* '\/.+\/packages\/agent\/bin\/run\.js'$/);
   });
 
   for (const version of pgVersionsUnderTest()) {

@@ -10,22 +10,22 @@ interface BackupJson {
 
 /** Memory stays bounded by packs and super blocks in flight, not by the database size. */
 describe('backup memory (PostgreSQL 15)', () => {
-  it('peak RSS grows by at most 20% for a database 10x larger', async () => {
+  it('peak RSS grows by at most 20% for a database 10x larger', { timeout: 900_000 }, async () => {
     const src = await StrataCluster.create({ version: 15 });
     const fill = (rows: number) =>
-      src.pg.query(
-        `INSERT INTO filler SELECT g, md5(g::text) || md5((g + 1)::text) || md5((g + 2)::text) FROM generate_series(1, ${rows}) g`,
-      );
+      src.pg.query(`INSERT INTO filler SELECT g, md5(g::text) || md5((g * 3)::text) FROM generate_series(1, ${rows}) g`);
     await src.pg.query('CREATE TABLE filler (id int, v text)');
-    await fill(300_000);
+    // The small database must already fill both pack buffers (2 × 16 MiB of compressed output), so
+    // the comparison is of what grows with size, not of buffers a tiny backup never touches.
+    await fill(1_500_000);
     await src.pg.query('CHECKPOINT');
     const small = (await src.strata(['backup', '--start-fast', '--json'])).json as BackupJson;
 
-    await fill(3_000_000);
+    await fill(15_000_000);
     await src.pg.query('CHECKPOINT');
     const large = (await src.strata(['backup', '--start-fast', '--json'])).json as BackupJson;
 
-    expect(large.result.bytes).toBeGreaterThan(small.result.bytes * 7);
+    expect(large.result.bytes).toBeGreaterThan(small.result.bytes * 9);
     const growth = large.result.peakRssBytes / small.result.peakRssBytes;
     // Recorded in docs/performance.md: the measured sizes and ratio.
     process.stderr.write(

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PgCluster, chownToPostgres, freePort, makeScratchDir, shellQuote, stopAllClusters } from './harness/postgres.js';
-import { runStrata, strataCommandLine } from './harness/strata.js';
+import { runStrata, strataCommandLine, writeStrataConfig } from './harness/strata.js';
 
 const keep = process.argv.includes('--keep');
 if (keep) process.env.STRATA_E2E_KEEP_SCRATCH = '1';
@@ -37,22 +37,7 @@ async function main(): Promise<void> {
       archive_command: `${strataCommandLine()} archive-push --config ${configPath} %p`,
     },
   });
-  fs.writeFileSync(
-    configPath,
-    [
-      'clusters:',
-      '  main:',
-      `    pgdata: ${source.dataDir}`,
-      `    host: ${source.socketDir}`,
-      `    port: ${source.port}`,
-      'repos:',
-      '  - name: local',
-      '    plugin: fs',
-      `    path: ${repoDir}`,
-      'compression: { plugin: zstd, level: 3 }',
-      '',
-    ].join('\n'),
-  );
+  writeStrataConfig(configPath, source, repoDir);
   chownToPostgres(configPath);
   show(fs.readFileSync(configPath, 'utf8'));
   await source.start({ waitForPromotion: true });

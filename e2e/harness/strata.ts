@@ -11,6 +11,12 @@ const HARNESS_DIR = path.dirname(fileURLToPath(import.meta.url));
 /** Absolute path of the CLI entry point: found upwards from this file (source or e2e/dist). */
 export const STRATA_BIN = findUp(path.join('packages', 'agent', 'bin', 'run.js'));
 
+/** Node flags from the CLI's shebang (`#!/usr/bin/env -S node FLAGS`): run it as an installed strata runs. */
+const NODE_FLAGS = (/^#!\S*env -S node((?:\s+--\S+)*)/.exec(fs.readFileSync(STRATA_BIN, 'utf8'))?.[1] ?? '')
+  .trim()
+  .split(/\s+/)
+  .filter(Boolean);
+
 function findUp(rel: string): string {
   for (let dir = HARNESS_DIR; ; dir = path.dirname(dir)) {
     const candidate = path.join(dir, rel);
@@ -38,7 +44,7 @@ export interface StrataResult extends RunResult {
 
 export async function runStrata(args: string[], opts: RunStrataOptions = {}): Promise<StrataResult> {
   const { config, env, asPostgres = true, timeoutMs = 120_000, input, cwd } = opts;
-  const fullArgs = [STRATA_BIN, ...args, ...(config !== undefined ? ['--config', config] : [])];
+  const fullArgs = [...NODE_FLAGS, STRATA_BIN, ...args, ...(config !== undefined ? ['--config', config] : [])];
   const run = asPostgres ? runAsPostgres : runCommand;
   const res: StrataResult = await run(process.execPath, fullArgs, { env, timeoutMs, input, cwd });
   if (args.includes('--json')) {
@@ -57,5 +63,32 @@ export async function runStrata(args: string[], opts: RunStrataOptions = {}): Pr
  * server's PATH may not contain node.
  */
 export function strataCommandLine(): string {
-  return `${shellQuote(process.execPath)} ${shellQuote(STRATA_BIN)}`;
+  return [process.execPath, ...NODE_FLAGS, STRATA_BIN].map(shellQuote).join(' ');
+}
+
+/**
+ * Writes a Strata config for one cluster ("main") and one filesystem repository ("local");
+ * `extra` adds top-level sections (as YAML flow mappings).
+ */
+export function writeStrataConfig(
+  file: string,
+  pg: { dataDir: string; socketDir: string; port: number },
+  repoDir: string,
+  extra: Record<string, unknown> = {},
+): void {
+  const lines = [
+    'clusters:',
+    '  main:',
+    `    pgdata: ${pg.dataDir}`,
+    `    host: ${pg.socketDir}`,
+    `    port: ${pg.port}`,
+    '    user: postgres',
+    'repos:',
+    '  - name: local',
+    '    plugin: fs',
+    `    path: ${repoDir}`,
+    'compression: { plugin: zstd, level: 3 }',
+    ...Object.entries(extra).map(([k, v]) => `${k}: ${JSON.stringify(v)}`),
+  ];
+  fs.writeFileSync(file, `${lines.join('\n')}\n`);
 }

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'vitest';
 import { PgCluster, chownToPostgres, freePort, makeScratchDir, type PgVersion } from '../harness/postgres.js';
-import { runStrata, strataCommandLine, type StrataResult } from '../harness/strata.js';
+import { runStrata, strataCommandLine, writeStrataConfig, type StrataResult } from '../harness/strata.js';
 
 export interface StrataClusterOptions {
   version: PgVersion;
@@ -37,7 +37,7 @@ export class StrataCluster {
         max_wal_size: '1GB',
       },
     });
-    writeConfig(configPath, pg, repoDir, opts.backup);
+    writeStrataConfig(configPath, pg, repoDir, { archive: { timeout: 60 }, ...(opts.backup ? { backup: opts.backup } : {}) });
     chownToPostgres(configPath);
     await pg.start({ waitForPromotion: true });
     const c = new StrataCluster(pg, scratch, configPath, repoDir);
@@ -81,29 +81,10 @@ export class StrataCluster {
     const repoDir = path.join(dir, 'repo');
     fs.cpSync(this.repoDir, repoDir, { recursive: true });
     const configPath = path.join(dir, 'strata.yaml');
-    writeConfig(configPath, this.pg, repoDir);
+    writeStrataConfig(configPath, this.pg, repoDir, { archive: { timeout: 60 } });
     chownRecursive(dir);
     return { configPath, repoDir };
   }
-}
-
-function writeConfig(file: string, pg: PgCluster, repoDir: string, backup?: Record<string, number>): void {
-  const lines = [
-    'clusters:',
-    '  main:',
-    `    pgdata: ${pg.dataDir}`,
-    `    host: ${pg.socketDir}`,
-    `    port: ${pg.port}`,
-    '    user: postgres',
-    'repos:',
-    '  - name: local',
-    '    plugin: fs',
-    `    path: ${repoDir}`,
-    'compression: { plugin: zstd, level: 3 }',
-    'archive: { timeout: 60 }',
-  ];
-  if (backup) lines.push(`backup: ${JSON.stringify(backup)}`);
-  fs.writeFileSync(file, `${lines.join('\n')}\n`);
 }
 
 export function chownRecursive(p: string): void {

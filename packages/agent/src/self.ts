@@ -1,9 +1,18 @@
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+
+const BIN = fileURLToPath(new URL('../bin/run.js', import.meta.url));
+
+/** Node flags from the bin script's shebang (`#!/usr/bin/env -S node FLAGS`), so every way of starting strata runs alike. */
+export function nodeFlags(bin = BIN): string[] {
+  const first = readFileSync(bin, 'utf8').split('\n', 1)[0] ?? '';
+  const m = /^#!\S*env -S node((?:\s+--\S+)*)\s*$/.exec(first);
+  return m?.[1] ? m[1].trim().split(/\s+/) : [];
+}
 
 /** The strata executable as PostgreSQL should call it: absolute node and bin paths, shell-quoted. */
 export function strataCommandPrefix(): string {
-  const bin = fileURLToPath(new URL('../bin/run.js', import.meta.url));
-  return `${shellQuote(process.execPath)} ${shellQuote(bin)}`;
+  return [process.execPath, ...nodeFlags(), BIN].map(shellQuote).join(' ');
 }
 
 export function shellQuote(s: string): string {

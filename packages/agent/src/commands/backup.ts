@@ -31,6 +31,7 @@ export default class Backup extends BaseCommand<typeof Backup> {
     this.log(
       `Backup ${result.label} (${result.type}) complete: ${result.files} files, ${fmtBytes(result.bytes)} → ${fmtBytes(result.repoBytes)} in the repository (${ratio}%), WAL ${result.startWal}..${result.stopWal}, ${(result.durationMs / 1000).toFixed(1)} s.`,
     );
+    this.logger.debug({ memory: process.memoryUsage(), maxRssKiB: process.resourceUsage().maxRSS }, 'memory at the end of the backup');
     // maxRSS is in KiB: reported so operators (and the memory test) can see the footprint.
     return { ...result, peakRssBytes: process.resourceUsage().maxRSS * 1024 };
   }

@@ -1,0 +1,92 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { isStrataError, type StrataError } from '@strata/core';
+import { DEFAULT_CONFIG_PATH, configPath, loadConfig, selectCluster } from './loadConfig.js';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-config-'));
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function write(name: string, text: string): string {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, text);
+  return file;
+}
+
+async function failure(p: Promise<unknown>): Promise<StrataError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!isStrataError(err)) throw new Error(`expected a StrataError, got ${String(err)}`);
+  return err;
+}
+
+const minimal = `clusters:\n  main:\n    pgdata: /pg\nrepos:\n  - name: local\n    plugin: fs\n    path: /repo\n`;
+
+describe('configPath', () => {
+  it('prefers --config, then STRATA_CONFIG, then /etc/strata/strata.yaml', () => {
+    expect(configPath('/a.yaml', { STRATA_CONFIG: '/b.yaml' })).toBe('/a.yaml');
+    expect(configPath(undefined, { STRATA_CONFIG: '/b.yaml' })).toBe('/b.yaml');
+    expect(configPath(undefined, {})).toBe(DEFAULT_CONFIG_PATH);
+  });
+});
+
+describe('loadConfig', () => {
+  it('fills defaults', async () => {
+    const { config } = await loadConfig(write('ok.yaml', minimal));
+    expect(config.clusters.main).toEqual({
+      pgdata: '/pg',
+      host: '/var/run/postgresql',
+      port: 5432,
+      user: 'postgres',
+      database: 'postgres',
+    });
+    expect(config.compression).toEqual({ plugin: 'zstd', level: 3 });
+    expect(config.archive.timeout).toBe(120);
+    expect(config.backup).toEqual({ superBlockSize: 1024 * 1024, packSize: 16 * 1024 * 1024 });
+  });
+
+  it('names a missing file and how to point at one', async () => {
+    const err = await failure(loadConfig(path.join(dir, 'absent.yaml')));
+    expect(err.code).toBe('ConfigInvalid');
+    expect(err.exitCode).toBe(2);
+    expect(err.message).toContain('absent.yaml');
+    expect(err.hint).toMatch(/--config PATH or STRATA_CONFIG/);
+  });
+
+  it('reports the line of a YAML syntax error', async () => {
+    const err = await failure(loadConfig(write('bad.yaml', 'clusters:\n  main: [unclosed\n')));
+    expect(err.code).toBe('ConfigInvalid');
+    expect(err.message).toMatch(/not valid YAML at line \d/);
+  });
+
+  it('reports the path of every bad key or value', async () => {
+    const text =
+      minimal.replace('    pgdata: /pg\n', '    pgdata: /pg\n    port: 99999\n    colour: blue\n') + 'backup: { superBlockSize: 1000 }\n';
+    const err = await failure(loadConfig(write('keys.yaml', text)));
+    expect(err.code).toBe('ConfigInvalid');
+    expect(err.message).toMatch(/clusters\.main\.port: /);
+    expect(err.message).toMatch(/clusters\.main: .*colour/);
+    expect(err.message).toMatch(/backup\.superBlockSize: /);
+  });
+
+  it('refuses duplicate repository names and cluster names that cannot be keys', async () => {
+    const dup = minimal + `  - name: local\n    plugin: fs\n    path: /other\n`;
+    expect((await failure(loadConfig(write('dup.yaml', dup)))).message).toMatch(/repos\[1\]\.name: duplicate repository name "local"/);
+    const badName = minimal.replace('  main:', '  "a/b":');
+    expect((await failure(loadConfig(write('name.yaml', badName)))).message).toMatch(/clusters\.a\/b|clusters: /);
+  });
+});
+
+describe('selectCluster', () => {
+  it('picks the only cluster, or the named one, and lists names otherwise', async () => {
+    const one = (await loadConfig(write('one.yaml', minimal))).config;
+    expect(selectCluster(one, undefined).name).toBe('main');
+    const two = (await loadConfig(write('two.yaml', minimal.replace('repos:', '  other:\n    pgdata: /pg2\nrepos:')))).config;
+    expect(() => selectCluster(two, undefined)).toThrow(/several clusters are configured \(main, other\): say which with --cluster/);
+    expect(selectCluster(two, 'other').cluster.pgdata).toBe('/pg2');
+    expect(() => selectCluster(two, 'nope')).toThrow(/no cluster "nope" in the config; configured: main, other/);
+  });
+});

@@ -1,0 +1,78 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CONTRACT_VERSION, isStrataError, noopLogger, validateConfig } from '@strata/core';
+import { openRepository } from './loadPlugins.js';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-plugins-'));
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function configWith(repo: Record<string, unknown>) {
+  return validateConfig({ clusters: { main: { pgdata: '/pg' } }, repos: [{ name: 'r', ...repo }] }, 'test.yaml');
+}
+
+async function failure(p: Promise<unknown>): Promise<Error & { code?: string }> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!isStrataError(err)) throw new Error(`expected a StrataError, got ${String(err)}`);
+  return err;
+}
+
+/** A third-party plugin module on disk, built against `version` of the contract. */
+function pluginFile(name: string, version: number, kind = 'storage'): string {
+  const file = path.join(dir, `${name}.mjs`);
+  fs.writeFileSync(
+    file,
+    `export default { name: '${name}', kind: '${kind}', contractVersion: ${version},
+       configSchema: { safeParse: (d) => ({ success: true, data: d }) },
+       create: () => ({ capabilities: {}, describe: () => '${name}' }) };\n`,
+  );
+  return file;
+}
+
+describe('openRepository', () => {
+  it('opens the built-in fs plugin with its options', async () => {
+    const repo = await openRepository(configWith({ plugin: 'fs', path: 'repo' }), 'test.yaml', dir, undefined, noopLogger);
+    expect(repo.describe()).toBe(`repository "r" (fs:${path.join(dir, 'repo')})`);
+  });
+
+  it("validates the plugin's own options with their path", async () => {
+    const err = await failure(openRepository(configWith({ plugin: 'fs', path: '/x', bogus: 1 }), 'test.yaml', dir, undefined, noopLogger));
+    expect(err.code).toBe('ConfigInvalid');
+    expect(err.message).toMatch(/repos\[0\]: .*bogus/);
+  });
+
+  it('loads a third-party plugin by path and refuses one built for another contract version', async () => {
+    const ok = await openRepository(configWith({ plugin: pluginFile('good', CONTRACT_VERSION) }), 'test.yaml', dir, undefined, noopLogger);
+    expect(ok.describe()).toContain('good');
+    const err = await failure(
+      openRepository(configWith({ plugin: pluginFile('old', CONTRACT_VERSION + 1) }), 'test.yaml', dir, undefined, noopLogger),
+    );
+    expect(err.message).toBe(
+      `plugin "${path.join(dir, 'old.mjs')}" was built for plugin contract ${CONTRACT_VERSION + 1}, this Strata speaks contract ${CONTRACT_VERSION}`,
+    );
+  });
+
+  it('says how to install a plugin that is not there, and refuses the wrong kind', async () => {
+    const missing = await failure(openRepository(configWith({ plugin: 'strata-plugin-nowhere' }), 'test.yaml', dir, undefined, noopLogger));
+    expect(missing.message).toMatch(/cannot load storage plugin "strata-plugin-nowhere"/);
+    const wrongKind = await failure(
+      openRepository(
+        configWith({ plugin: pluginFile('squash', CONTRACT_VERSION, 'compression') }),
+        'test.yaml',
+        dir,
+        undefined,
+        noopLogger,
+      ),
+    );
+    expect(wrongKind.message).toMatch(/is a compression plugin, configured as storage/);
+  });
+
+  it('names the configured repositories when --repo is unknown', async () => {
+    const err = await failure(openRepository(configWith({ plugin: 'fs', path: '/x' }), 'test.yaml', dir, 'nope', noopLogger));
+    expect(err.message).toBe('no repository "nope" in the config; configured: r');
+  });
+});
