@@ -4,7 +4,6 @@ import { Repository } from '../repository/Repository.js';
 import { keys } from '../repository/keys.js';
 import { MemoryBackend } from '../testing/memoryBackend.js';
 import { expectStrataError } from '../testing/assertions.js';
-import type { Manifest } from '../manifest/types.js';
 import { parseLsn } from '../postgres/walNames.js';
 import { chooseBackup } from './chooseBackup.js';
 import { parseTargetTime, type RecoveryTarget } from './target.js';
@@ -25,7 +24,7 @@ describe('chooseBackup', () => {
   beforeAll(async () => {
     repo = new Repository('local', memory, new Map([['zstd', await zstdPlugin.create({ level: 3 }, { configDir: '/' })]]));
     for (const b of backups) {
-      await repo.putSealed(keys.manifest('main', b.label), 'manifest', { ...b, cluster: 'main', files: [] } as Partial<Manifest>, 'zstd');
+      await repo.putSealed(keys.manifest('main', b.label), 'manifest', { ...b, cluster: 'main', files: [] }, 'zstd');
     }
     // An interrupted backup (packs, no manifest) is never a candidate.
     await memory.put(keys.pack('main', '20261123-010000F', 0), Buffer.from('partial'));
