@@ -14,6 +14,7 @@ export * from './wal/archive.js';
 export * from './manifest/types.js';
 export * from './manifest/label.js';
 export * from './manifest/catalog.js';
+export { BlockMapReader } from './blocks/BlockMapReader.js';
 export { runBackup, type BackupOptions, type BackupResult } from './backup/backup.js';
 export { runRestore, describeTarget, type RestoreOptions, type RestoreResult } from './restore/restore.js';
 export * from './restore/target.js';

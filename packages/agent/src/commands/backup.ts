@@ -5,12 +5,17 @@ import { BaseCommand } from '../BaseCommand.js';
 export default class Backup extends BaseCommand<typeof Backup> {
   static override summary = 'Take an online physical backup of the cluster.';
   static override description = `Runs pg_backup_start/pg_backup_stop (non-exclusive), copies the data directory at page granularity into compressed packs with per-page and per-file checksums, waits until the WAL needed for consistency is archived, then writes the manifest — the commit point. An interrupted backup leaves no visible backup.`;
-  static override examples = ['<%= config.bin %> backup --type full', '<%= config.bin %> backup --type full --start-fast --json'];
+  static override examples = [
+    '<%= config.bin %> backup --type full',
+    '<%= config.bin %> backup --type full --start-fast --json',
+    '<%= config.bin %> backup --type incr',
+    '<%= config.bin %> backup   # incr on the newest backup, or full when there is none',
+  ];
   static override flags = {
     type: Flags.option({
-      options: ['full'] as const,
-      default: 'full',
-      description: 'backup type (incr and diff come with block-level incrementals)',
+      options: ['full', 'incr', 'diff'] as const,
+      description:
+        'full; incr: pages changed since the newest backup; diff: since the newest full (default: incr when a usable full exists, else full)',
     })(),
     'start-fast': Flags.boolean({ default: false, description: 'request an immediate checkpoint instead of waiting for a spread one' }),
   };
@@ -22,14 +27,15 @@ export default class Backup extends BaseCommand<typeof Backup> {
       clusterName,
       cluster,
       config: loaded.config,
-      type: this.flags.type,
+      type: this.flags.type ?? 'auto',
       startFast: this.flags['start-fast'],
       logger: this.logger,
       onCopyStart: (label) => this.logger.info({ label }, 'copying files'),
     });
+    if (result.note) this.warnUser(result.note);
     const ratio = result.bytes > 0 ? ((result.repoBytes / result.bytes) * 100).toFixed(1) : '0';
     this.log(
-      `Backup ${result.label} (${result.type}) complete: ${result.files} files, ${fmtBytes(result.bytes)} → ${fmtBytes(result.repoBytes)} in the repository (${ratio}%), WAL ${result.startWal}..${result.stopWal}, ${(result.durationMs / 1000).toFixed(1)} s.`,
+      `Backup ${result.label} (${result.type}${result.parent ? ` on ${result.parent}` : ''}) complete: ${result.files} files, ${fmtBytes(result.bytes)} (${fmtBytes(result.bytesRead)} read) → ${fmtBytes(result.repoBytes)} stored (${ratio}%), WAL ${result.startWal}..${result.stopWal}, ${(result.durationMs / 1000).toFixed(1)} s.`,
     );
     this.logger.debug({ memory: process.memoryUsage(), maxRssKiB: process.resourceUsage().maxRSS }, 'memory at the end of the backup');
     // maxRSS is in KiB: reported so operators (and the memory test) can see the footprint.

@@ -6,8 +6,9 @@ import { formatLsn, parseLsn, segmentNameForLsn, segmentRange } from '../postgre
 import { keys } from '../repository/keys.js';
 import type { Repository } from '../repository/Repository.js';
 import { assertSameSystem, readClusterInfo } from '../repository/clusterInfo.js';
-import { MANIFEST_FORMAT, type Manifest, type ManifestFile } from '../manifest/types.js';
-import { fullLabel } from '../manifest/label.js';
+import { MANIFEST_FORMAT, type BackupType, type Manifest, type ManifestFile } from '../manifest/types.js';
+import { backupLabel, planBackup, type RequestedType } from './parent.js';
+import { PreviousFiles } from './previousFiles.js';
 import { PackWriter } from '../blocks/PackWriter.js';
 import { BlockMapWriter } from '../blocks/BlockMapWriter.js';
 import { scanDataDir } from './scan.js';
@@ -20,7 +21,8 @@ export interface BackupOptions {
   clusterName: string;
   cluster: ClusterConfig;
   config: StrataConfig;
-  type: 'full';
+  /** 'auto': incremental when a usable full exists, else full. */
+  type: RequestedType;
   /** Ask for an immediate checkpoint instead of a spread one. */
   startFast: boolean;
   logger?: Logger;
@@ -31,13 +33,18 @@ export interface BackupOptions {
 
 export interface BackupResult {
   label: string;
-  type: 'full';
+  type: BackupType;
+  parent: string | null;
+  /** Why the type differs from the one asked for. */
+  note?: string;
   startLsn: string;
   stopLsn: string;
   startWal: string;
   stopWal: string;
   files: number;
   bytes: number;
+  /** Bytes of files read (a file unchanged since the parent is referenced, not read). */
+  bytesRead: number;
   repoBytes: number;
   durationMs: number;
 }
@@ -52,17 +59,25 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     await checkServer(server, cluster, clusterName);
     const info = await readClusterInfo(repo, clusterName);
     assertSameSystem(info, server.systemIdentifier, repo);
-    const label = await freeLabel(repo, clusterName);
     const compression = String(config.compression.plugin);
     const compressor = repo.compressor(compression);
+    const timelineNow = async () =>
+      (await session.one<{ timeline_id: number }>('SELECT timeline_id FROM pg_control_checkpoint()')).timeline_id;
+    const timeline = await timelineNow();
+    const plan = await planBackup(repo, clusterName, opts.type, server, timeline);
+    if (plan.note) log.warn({}, plan.note);
+    const parent = plan.parent;
+    const label = await freeLabel(repo, clusterName, plan.type, parent);
     const tags = { cluster: clusterName, kind: 'backup', label };
 
     const startFn = server.major >= 15 ? 'pg_backup_start' : 'pg_start_backup';
     const startArgs = server.major >= 15 ? '$1, $2' : '$1, $2, false';
-    log.info({ label, startFast: opts.startFast }, 'starting backup (checkpoint)');
+    log.info({ label, type: plan.type, startFast: opts.startFast }, 'starting backup (checkpoint)');
     const start = await session.one<{ lsn: string }>(`SELECT ${startFn}(${startArgs})::text AS lsn`, [`strata ${label}`, opts.startFast]);
     const startTime = new Date();
-    const { timeline_id: timeline } = await session.one<{ timeline_id: number }>('SELECT timeline_id FROM pg_control_checkpoint()');
+    if ((await timelineNow()) !== timeline) {
+      throw new StrataError('Precondition', `the cluster switched timelines while the backup started`, { hint: 'run the backup again' });
+    }
     const startLsn = parseLsn(start.lsn);
     const startWal = segmentNameForLsn(timeline, startLsn, server.walSegmentSize);
     const databases = await session.query<{ oid: number; name: string }>(
@@ -77,7 +92,20 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     const blockMaps = new BlockMapWriter(repo, clusterName, label, compression, tags);
     const files: ManifestFile[] = [];
     let bytes = 0;
-    const readBuffer = Buffer.allocUnsafe(config.backup.superBlockSize);
+    let bytesRead = 0;
+    const copier = {
+      packs,
+      blockMaps,
+      compressor,
+      pageSize: server.blockSize,
+      superBlockSize: config.backup.superBlockSize,
+      readBuffer: Buffer.allocUnsafe(config.backup.superBlockSize),
+      changedBuffer: Buffer.allocUnsafe(config.backup.superBlockSize),
+      onBytes: (n: number) => {
+        bytesRead += n;
+      },
+    };
+    const previous = parent ? new PreviousFiles(repo, parent) : undefined;
     opts.onCopyStart?.(label);
     for await (const entry of scanDataDir(cluster.pgdata)) {
       const base = {
@@ -90,18 +118,12 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       if (entry.type === 'dir') files.push({ ...base, type: 'dir' });
       else if (entry.type === 'link') files.push({ ...base, type: 'link', target: entry.target });
       else {
-        const file = await copyFile(entry, {
-          packs,
-          blockMaps,
-          compressor,
-          pageSize: server.blockSize,
-          superBlockSize: config.backup.superBlockSize,
-          readBuffer,
-          onBytes: (n) => {
-            bytes += n;
-          },
-        });
-        if (file) files.push(file);
+        const unchanged = previous?.unchanged(entry);
+        const file = unchanged ? { ...unchanged, ...base } : await copyFile(entry, copier, await previous?.pages(entry.path));
+        if (file) {
+          files.push(file);
+          bytes += file.size ?? 0;
+        }
         opts.onProgress?.({ files: files.length, bytes });
       }
     }
@@ -123,8 +145,9 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     const manifest: Manifest = {
       format: MANIFEST_FORMAT,
       label,
-      type: 'full',
-      parent: null,
+      type: plan.type,
+      parent: parent?.label ?? null,
+      references: parent ? [...new Set([...(parent.references ?? []), parent.label])].sort() : [],
       cluster: clusterName,
       systemIdentifier: server.systemIdentifier,
       pgVersionNum: server.versionNum,
@@ -160,13 +183,16 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     log.info({ label }, 'backup complete');
     return {
       label,
-      type: 'full',
+      type: plan.type,
+      parent: parent?.label ?? null,
+      note: plan.note,
       startLsn: manifest.startLsn,
       stopLsn: manifest.stopLsn,
       startWal,
       stopWal,
       files: manifest.stats.files,
       bytes,
+      bytesRead,
       repoBytes: repoBytes + manifestBytes,
       durationMs: Date.now() - started,
     };
@@ -207,9 +233,9 @@ async function checkServer(server: ServerInfo, cluster: ClusterConfig, clusterNa
 }
 
 /** Labels have one-second resolution: never reuse one, even one an interrupted backup left. */
-async function freeLabel(repo: Repository, cluster: string): Promise<string> {
+async function freeLabel(repo: Repository, cluster: string, type: BackupType, parent: Manifest | undefined): Promise<string> {
   for (;;) {
-    const label = fullLabel(new Date());
+    const label = backupLabel(new Date(), type, parent);
     const taken = await repo.listAll(keys.backupDir(cluster, label));
     if (taken.length === 0) return label;
     await new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 5));

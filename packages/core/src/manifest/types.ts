@@ -11,10 +11,17 @@ export interface FrameRef {
   backup?: string;
 }
 
-/** A run of `count` pages starting at page `first`, compressed together as one frame. */
+/**
+ * Pages compressed together as one frame: `count` pages from `first`, or exactly the pages listed
+ * in `pages` (ascending; an incremental's changed pages). `size` is the frame's uncompressed length
+ * (a file's last page may be short). When several super blocks hold a page, the last one listed
+ * holds its current content.
+ */
 export interface SuperBlock extends FrameRef {
   first: number;
   count: number;
+  pages?: number[];
+  size?: number;
 }
 
 export interface BlockMapEntry {
@@ -24,6 +31,12 @@ export interface BlockMapEntry {
   /** base64 of one 8-byte xxh3-64 digest (big-endian) per page, the last page possibly short. */
   hashes: string;
   superBlocks: SuperBlock[];
+}
+
+export interface BlockMapRef {
+  object: number;
+  index: number;
+  backup?: string;
 }
 
 export interface ManifestFile {
@@ -39,8 +52,8 @@ export interface ManifestFile {
   sha256?: string;
   /** Files of at most one super block: a single frame. */
   data?: FrameRef;
-  /** Larger files: their entry in a block map object. */
-  blockMap?: { object: number; index: number };
+  /** Larger files: their entry in a block map object (of backup `backup`, default this one). */
+  blockMap?: BlockMapRef;
   /** Symbolic links: where they point. */
   target?: string;
 }
@@ -56,6 +69,8 @@ export interface Manifest {
   label: string;
   type: BackupType;
   parent: string | null;
+  /** Every other backup whose objects this one's files point into (the chain it depends on). */
+  references: string[];
   cluster: string;
   systemIdentifier: string;
   pgVersionNum: number;

@@ -1,35 +1,31 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import { StrataError, isStrataError } from '../errors/index.js';
 import { keys } from '../repository/keys.js';
 import type { Repository } from '../repository/Repository.js';
-import type { BlockMapEntry, FrameRef, Manifest, ManifestFile } from '../manifest/types.js';
+import type { BlockMapEntry, BlockMapRef, FrameRef, Manifest, ManifestFile } from '../manifest/types.js';
 import { PAGE_HASH_BYTES, hashPages, pageCount } from '../blocks/pageHash.js';
+import { BlockMapReader } from '../blocks/BlockMapReader.js';
+import { pageOwners, pagesOf } from '../blocks/superBlocks.js';
 
 /** Reads frames and block maps of one backup chain, checking every checksum on the way. */
 export class FrameReader {
-  private cachedMap: { object: number; entries: BlockMapEntry[] } | undefined;
+  private readonly maps: BlockMapReader;
   bytesFetched = 0;
 
   constructor(
     private readonly repo: Repository,
     private readonly manifest: Manifest,
-  ) {}
+  ) {
+    this.maps = new BlockMapReader(repo, manifest.cluster, manifest.label);
+  }
 
   packKey(ref: FrameRef): string {
     return keys.pack(this.manifest.cluster, ref.backup ?? this.manifest.label, ref.pack);
   }
 
-  async blockMap(ref: { object: number; index: number }, path: string): Promise<BlockMapEntry> {
-    if (this.cachedMap?.object !== ref.object) {
-      const key = keys.blockMap(this.manifest.cluster, this.manifest.label, ref.object);
-      this.cachedMap = { object: ref.object, entries: await this.repo.readSealed<BlockMapEntry[]>(key, 'blockmap') };
-    }
-    const entry = this.cachedMap.entries[ref.index];
-    if (!entry || entry.path !== path) {
-      throw new StrataError('Integrity', `block map ${ref.object} of backup ${this.manifest.label} has no entry ${ref.index} for ${path}`);
-    }
-    return entry;
+  blockMap(ref: BlockMapRef, path: string): Promise<BlockMapEntry> {
+    return this.maps.entry(ref, path);
   }
 
   /** Fetches and decompresses one frame; `expectedSize` guards against a frame from elsewhere. */
@@ -64,39 +60,23 @@ export class FrameReader {
  * whole file's sha256 before its metadata is set.
  */
 export async function restoreFile(file: ManifestFile, dest: string, reader: FrameReader, opts: { chown: boolean }): Promise<number> {
-  const handle = await fs.open(dest, 'wx', 0o600);
-  const sha = createHash('sha256');
-  let written = 0;
+  const handle = await fs.open(dest, 'wx+', 0o600);
+  const size = file.size ?? 0;
   try {
-    const size = file.size ?? 0;
+    let sha = createHash('sha256');
+    let written = 0;
     if (file.data) {
       const data = await reader.frame(file.data, size, file.path);
       sha.update(data);
       await handle.write(data, 0, data.length, 0);
       written = data.length;
     } else if (file.blockMap) {
-      const map = await reader.blockMap(file.blockMap, file.path);
-      const expected = Buffer.from(map.hashes, 'base64');
-      const pageSize = map.pageSize;
-      if (expected.length !== pageCount(size, pageSize) * PAGE_HASH_BYTES) {
-        throw new StrataError(
-          'Integrity',
-          `block map entry for ${file.path} has ${expected.length / PAGE_HASH_BYTES} page digests for ${size} bytes`,
-        );
-      }
-      const actual = Buffer.alloc(PAGE_HASH_BYTES * map.superBlocks.reduce((a, s) => Math.max(a, s.count), 0));
-      for (const sb of [...map.superBlocks].sort((a, b) => a.first - b.first)) {
-        const start = sb.first * pageSize;
-        const bytes = Math.min(sb.count * pageSize, size - start);
-        const data = await reader.frame(sb, bytes, file.path);
-        hashPages(data, pageSize, actual, 0);
-        const want = expected.subarray(sb.first * PAGE_HASH_BYTES, (sb.first + sb.count) * PAGE_HASH_BYTES);
-        if (!actual.subarray(0, want.length).equals(want)) {
-          throw reader.corrupt(reader.packKey(sb), sb, file.path, `page digest mismatch in pages ${sb.first}..${sb.first + sb.count - 1}`);
-        }
-        sha.update(data);
-        await handle.write(data, 0, data.length, start);
-        written += data.length;
+      const result = await restorePages(file, size, handle, reader, sha);
+      written = result.written;
+      // Pages of a backup chain arrive out of order: hash the file as it now is on disk.
+      if (!result.inOrder) {
+        sha = createHash('sha256');
+        await hashFile(handle, size, sha);
       }
     }
     if (written !== size) throw new StrataError('Integrity', `${file.path}: restored ${written} bytes, the manifest records ${size}`);
@@ -109,7 +89,81 @@ export async function restoreFile(file: ManifestFile, dest: string, reader: Fram
     await handle.close();
   }
   await setMetadata(dest, file, opts);
-  return written;
+  return size;
+}
+
+/**
+ * Writes every page from the super block that holds its current content, fetching each needed
+ * super block exactly once and checking each page's digest. Hashes into `sha` while pages arrive
+ * in file order (a full backup); says so in `inOrder`.
+ */
+async function restorePages(
+  file: ManifestFile,
+  size: number,
+  handle: fs.FileHandle,
+  reader: FrameReader,
+  sha: Hash,
+): Promise<{ written: number; inOrder: boolean }> {
+  const map = await reader.blockMap(file.blockMap!, file.path);
+  const { pageSize } = map;
+  const pages = pageCount(size, pageSize);
+  const expected = Buffer.from(map.hashes, 'base64');
+  if (map.size !== size || expected.length !== pages * PAGE_HASH_BYTES) {
+    throw new StrataError('Integrity', `block map entry for ${file.path} does not match its ${size} bytes`);
+  }
+  const owners = pageOwners(map.superBlocks, pages);
+  const orphan = owners.indexOf(-1);
+  if (orphan >= 0) throw new StrataError('Integrity', `block map entry for ${file.path} holds no copy of page ${orphan}`);
+  const digest = Buffer.alloc(PAGE_HASH_BYTES);
+  let written = 0;
+  let nextInOrder = 0;
+  // Super blocks in the order of the first page they hold.
+  for (const index of new Set(owners)) {
+    const sb = map.superBlocks[index]!;
+    const framePages = pagesOf(sb);
+    const frameSize = sb.size ?? Math.min(sb.count * pageSize, size - sb.first * pageSize);
+    const data = await reader.frame(sb, frameSize, file.path);
+    let run: { from: number; page: number; len: number } | undefined;
+    const flush = async () => {
+      if (!run) return;
+      await handle.write(data, run.from, run.len, run.page * pageSize);
+      run = undefined;
+    };
+    for (let k = 0; k < framePages.length; k++) {
+      const page = framePages[k]!;
+      if (page >= pages || owners[page] !== index) continue;
+      const from = k * pageSize;
+      const len = Math.min(pageSize, size - page * pageSize);
+      if (from + len > data.length) throw reader.corrupt(reader.packKey(sb), sb, file.path, `page ${page} is cut short`);
+      const bytes = data.subarray(from, from + len);
+      hashPages(bytes, pageSize, digest, 0);
+      if (!digest.equals(expected.subarray(page * PAGE_HASH_BYTES, (page + 1) * PAGE_HASH_BYTES))) {
+        throw reader.corrupt(reader.packKey(sb), sb, file.path, `page ${page} does not match its digest`);
+      }
+      if (nextInOrder === page) {
+        sha.update(bytes);
+        nextInOrder++;
+      } else nextInOrder = -1;
+      if (run && run.from + run.len === from && run.page + run.len / pageSize === page) run.len += len;
+      else {
+        await flush();
+        run = { from, page, len };
+      }
+      written += len;
+    }
+    await flush();
+  }
+  return { written, inOrder: nextInOrder === pages };
+}
+
+async function hashFile(handle: fs.FileHandle, size: number, sha: Hash): Promise<void> {
+  const buf = Buffer.allocUnsafe(1024 * 1024);
+  for (let pos = 0; pos < size;) {
+    const { bytesRead } = await handle.read(buf, 0, Math.min(buf.length, size - pos), pos);
+    if (bytesRead === 0) break;
+    sha.update(buf.subarray(0, bytesRead));
+    pos += bytesRead;
+  }
 }
 
 export async function setMetadata(dest: string, file: ManifestFile, opts: { chown: boolean }): Promise<void> {
