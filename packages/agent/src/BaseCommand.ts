@@ -65,7 +65,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   protected override toSuccessJson(result: unknown): unknown {
-    return { status: 0, result, warnings: this.warnings };
+    // A command that found problems (verify) sets the exit code and still returns its report.
+    return { status: process.exitCode ?? 0, result, warnings: this.warnings };
   }
 
   protected override toErrorJson(err: unknown): unknown {

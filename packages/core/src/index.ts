@@ -19,3 +19,4 @@ export { runBackup, type BackupOptions, type BackupResult } from './backup/backu
 export { runRestore, describeTarget, type RestoreOptions, type RestoreResult } from './restore/restore.js';
 export * from './restore/target.js';
 export * from './info/info.js';
+export * from './verify/verify.js';
