@@ -11,6 +11,7 @@ export default class Restore extends BaseCommand<typeof Restore> {
     `<%= config.bin %> restore --pgdata /var/lib/postgresql/15/restored --target-time '2026-11-22 14:03:00+00' --target-action promote`,
     '<%= config.bin %> restore --set 20261122-020000F --target-name before_migration',
     '<%= config.bin %> restore --pgdata /srv/pg --target-xid 123456 --target-exclusive',
+    '<%= config.bin %> restore --delta --pgdata /var/lib/postgresql/15/main   # rewind a stopped cluster, fetching only what differs',
   ];
   static override flags = {
     set: Flags.string({ description: 'backup label to restore (default: chosen from the target)' }),
@@ -32,6 +33,14 @@ export default class Restore extends BaseCommand<typeof Restore> {
       description: 'off: the restored cluster does not archive (for copies and rehearsals)',
     })(),
     'tablespace-map': Flags.string({ multiple: true, description: 'OID=DIR or NAME=DIR: restore a tablespace elsewhere' }),
+    delta: Flags.boolean({
+      description:
+        'restore over an existing, stopped data directory: compare page by page, fetch only what differs, remove files the backup does not have',
+    }),
+    force: Flags.boolean({
+      description: 'with --delta: keep files whose size and mtime match the backup without reading them',
+      dependsOn: ['delta'],
+    }),
     'restore-command': Flags.string({
       description: 'restore_command to write (default: this strata with the same --config and --cluster)',
     }),
@@ -66,6 +75,8 @@ export default class Restore extends BaseCommand<typeof Restore> {
       targetExclusive: f['target-exclusive'],
       targetTimeline: f['target-timeline'],
       archiveMode: f['archive-mode'],
+      delta: f.delta,
+      force: f.force,
       restoreCommand: f['restore-command'] ?? `${strataCommandPrefix()} archive-get ${contextFlags(loaded.path, clusterName)} %f "%p"`,
       tablespaceMap: parseTablespaceMap(f['tablespace-map'] ?? []),
       logger: this.logger,
@@ -73,6 +84,12 @@ export default class Restore extends BaseCommand<typeof Restore> {
     this.log(
       `Restored backup ${result.label} into ${result.pgdata}: ${result.files} files, ${fmtBytes(result.bytes)} (fetched ${fmtBytes(result.bytesFetched)}), in ${(result.durationMs / 1000).toFixed(1)} s.`,
     );
+    if (result.delta) {
+      const d = result.delta;
+      this.log(
+        `Delta: ${d.kept} files kept, ${d.patched} patched, ${d.restored} restored whole, ${d.removed.length} removed; fetched ${fmtBytes(result.bytesFetched)}.`,
+      );
+    }
     this.log(`Recovery target: ${result.target}. Start PostgreSQL on ${result.pgdata} to replay WAL from the repository.`);
     return result;
   }

@@ -97,12 +97,14 @@ export async function restoreFile(file: ManifestFile, dest: string, reader: Fram
  * super block exactly once and checking each page's digest. Hashes into `sha` while pages arrive
  * in file order (a full backup); says so in `inOrder`.
  */
-async function restorePages(
+export async function restorePages(
   file: ManifestFile,
   size: number,
   handle: fs.FileHandle,
   reader: FrameReader,
   sha: Hash,
+  /** Delta restore: only these pages are written (and only their super blocks fetched). */
+  only?: Uint8Array,
 ): Promise<{ written: number; inOrder: boolean }> {
   const map = await reader.blockMap(file.blockMap!, file.path);
   const { pageSize } = map;
@@ -114,11 +116,12 @@ async function restorePages(
   const owners = pageOwners(map.superBlocks, pages);
   const orphan = owners.indexOf(-1);
   if (orphan >= 0) throw new StrataError('Integrity', `block map entry for ${file.path} holds no copy of page ${orphan}`);
+  const wanted = (page: number) => !only || only[page] === 1;
   const digest = Buffer.alloc(PAGE_HASH_BYTES);
   let written = 0;
   let nextInOrder = 0;
   // Super blocks in the order of the first page they hold.
-  for (const index of new Set(owners)) {
+  for (const index of new Set(owners.filter((_, page) => wanted(page)))) {
     const sb = map.superBlocks[index]!;
     const framePages = pagesOf(sb);
     const frameSize = sb.size ?? Math.min(sb.count * pageSize, size - sb.first * pageSize);
@@ -131,7 +134,7 @@ async function restorePages(
     };
     for (let k = 0; k < framePages.length; k++) {
       const page = framePages[k]!;
-      if (page >= pages || owners[page] !== index) continue;
+      if (page >= pages || owners[page] !== index || !wanted(page)) continue;
       const from = k * pageSize;
       const len = Math.min(pageSize, size - page * pageSize);
       if (from + len > data.length) throw reader.corrupt(reader.packKey(sb), sb, file.path, `page ${page} is cut short`);
@@ -156,7 +159,7 @@ async function restorePages(
   return { written, inOrder: nextInOrder === pages };
 }
 
-async function hashFile(handle: fs.FileHandle, size: number, sha: Hash): Promise<void> {
+export async function hashFile(handle: fs.FileHandle, size: number, sha: Hash): Promise<void> {
   const buf = Buffer.allocUnsafe(1024 * 1024);
   for (let pos = 0; pos < size;) {
     const { bytesRead } = await handle.read(buf, 0, Math.min(buf.length, size - pos), pos);

@@ -9,6 +9,7 @@ import { fetchWal } from '../wal/archive.js';
 import { noopLogger, type Logger } from '../logger.js';
 import { chooseBackup } from './chooseBackup.js';
 import { FrameReader, restoreFile, setMetadata } from './fileRestorer.js';
+import { assertNotRunning, deltaRestoreFile, removeStrays } from './delta.js';
 import { writeDurably, writeRecoveryConfig, type RecoverySettings } from './recoveryConfig.js';
 import type { RecoveryTarget } from './target.js';
 
@@ -24,6 +25,10 @@ export interface RestoreOptions {
   archiveMode?: RecoverySettings['archiveMode'];
   /** The command PostgreSQL runs to fetch WAL, e.g. `strata archive-get %f "%p"`. */
   restoreCommand: string;
+  /** Restore over an existing (stopped) data directory, fetching only what differs. */
+  delta?: boolean;
+  /** With delta: keep files whose size and mtime match without reading them. */
+  force?: boolean;
   /** Tablespace OID or name → new location. */
   tablespaceMap?: Record<string, string>;
   logger?: Logger;
@@ -36,6 +41,8 @@ export interface RestoreResult {
   files: number;
   bytes: number;
   bytesFetched: number;
+  /** Delta restore: files kept as they were, patched in place, restored whole; strays removed. */
+  delta?: { kept: number; patched: number; restored: number; removed: string[] };
   target: string;
   durationMs: number;
 }
@@ -51,11 +58,21 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
   log.info({ label: manifest.label }, 'restoring backup');
   const pgdata = path.resolve(opts.pgdata);
   const locations = tablespaceLocations(manifest, opts.tablespaceMap ?? {});
-  await assertEmptyTarget(pgdata, 'the target data directory');
-  for (const loc of locations.values()) await assertEmptyTarget(loc, 'tablespace location');
+  if (opts.delta) await assertNotRunning(pgdata);
+  else {
+    await assertEmptyTarget(pgdata, 'the target data directory');
+    for (const loc of locations.values()) await assertEmptyTarget(loc, 'tablespace location');
+  }
   await assertConsistencyWal(repo, manifest);
 
   await fs.mkdir(pgdata, { recursive: true, mode: 0o700 });
+  const linkTarget = (f: ManifestFile) => tablespaceTarget(f, locations) ?? f.target;
+  let delta: RestoreResult['delta'];
+  if (opts.delta) {
+    // Unstartable until the end: pg_control goes first and comes back last.
+    await fs.rm(path.join(pgdata, ...PG_CONTROL.split('/')), { force: true });
+    delta = { kept: 0, patched: 0, restored: 0, removed: await removeStrays(pgdata, manifest.files, linkTarget) };
+  }
   const chown = process.getuid?.() === 0;
   const reader = new FrameReader(repo, manifest);
   const totalBytes = manifest.stats.bytes;
@@ -70,12 +87,17 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
       await fs.mkdir(dest, { recursive: true, mode: 0o700 });
       dirs.push({ dest, file });
     } else if (file.type === 'link') {
-      const target = tablespaceTarget(file, locations) ?? file.target!;
+      const target = linkTarget(file)!;
       if (locations.has(file.path)) await fs.mkdir(target, { recursive: true, mode: 0o700 });
-      await fs.symlink(target, dest);
+      const existing = delta ? await fs.readlink(dest).catch(() => undefined) : undefined;
+      if (existing !== target) await fs.symlink(target, dest);
       if (chown) await fs.lchown(dest, file.uid, file.gid);
     } else if (file.path === PG_CONTROL) {
       pgControl = file;
+    } else if (delta) {
+      delta[await deltaRestoreFile(file, dest, reader, { chown, force: opts.force ?? false })]++;
+      bytes += file.size ?? 0;
+      files++;
     } else {
       bytes += await restoreFile(file, dest, reader, { chown });
       files++;
@@ -99,6 +121,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
   // Everything else is on disk before pg_control makes the directory startable.
   await syncFilesystem([pgdata, ...locations.values()]);
   const controlTmp = path.join(pgdata, `${PG_CONTROL}.strata-tmp`);
+  await fs.rm(controlTmp, { force: true });
   bytes += await restoreFile(pgControl, controlTmp, reader, { chown });
   await fs.rename(controlTmp, path.join(pgdata, ...PG_CONTROL.split('/')));
   files++;
@@ -113,6 +136,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     files,
     bytes,
     bytesFetched: reader.bytesFetched,
+    ...(delta ? { delta } : {}),
     target: describeTarget(opts.target),
     durationMs: Date.now() - started,
   };
@@ -150,7 +174,7 @@ async function assertEmptyTarget(dir: string, what: string): Promise<void> {
   if (entries.length > 0) {
     const running = entries.includes('postmaster.pid') ? ' (postmaster.pid is present: is PostgreSQL running there?)' : '';
     throw new StrataError('Precondition', `${what} ${dir} is not empty${running}; restore never overwrites existing files`, {
-      hint: 'restore into a new or empty directory (--pgdata), or move the old one aside; delta restore into an existing directory comes with --delta',
+      hint: 'restore into a new or empty directory (--pgdata), or use --delta to bring this stopped data directory to the backup, fetching only what differs',
     });
   }
 }
