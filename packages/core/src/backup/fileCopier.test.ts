@@ -1,0 +1,94 @@
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { zstdPlugin } from '../compression/zstd.js';
+import { Repository } from '../repository/Repository.js';
+import { MemoryBackend } from '../testing/memoryBackend.js';
+import { PackWriter } from '../blocks/PackWriter.js';
+import { BlockMapWriter } from '../blocks/BlockMapWriter.js';
+import { pagesOf } from '../blocks/superBlocks.js';
+import type { Manifest, ManifestFile } from '../manifest/types.js';
+import type { Compressor } from '../plugins/contract.js';
+import { FrameReader, restoreFile } from '../restore/fileRestorer.js';
+import { copyFile, type CopierOptions } from './fileCopier.js';
+
+const PAGE = 8192;
+const SUPER = 16 * PAGE;
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-copier-'));
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+async function setup() {
+  const memory = new MemoryBackend();
+  const repo = new Repository('mem', memory, new Map([['zstd', await zstdPlugin.create({ level: 3 }, { configDir: '/' })]]));
+  return { memory, repo };
+}
+
+function copier(repo: Repository, label: string, compressor: Compressor): CopierOptions & { close: () => Promise<void> } {
+  const packs = new PackWriter(repo, 'main', label, 4 * SUPER, {});
+  const blockMaps = new BlockMapWriter(repo, 'main', label, 'zstd', {});
+  return {
+    packs,
+    blockMaps,
+    compressor: {
+      extension: 'zst',
+      compress: () => Promise.reject(new Error('unused')),
+      decompress: () => Promise.reject(new Error('unused')),
+    },
+    pageSize: PAGE,
+    superBlockSize: SUPER,
+    readBuffer: Buffer.alloc(SUPER),
+    changedBuffer: Buffer.alloc(SUPER),
+    close: async () => {
+      await packs.close();
+      await blockMaps.flush();
+    },
+  };
+}
+
+function manifestOf(label: string, files: ManifestFile[]): Manifest {
+  return { label, cluster: 'main', files, options: { compression: 'zstd' } } as unknown as Manifest;
+}
+
+describe('copyFile with a parent', () => {
+  it('stores exactly the changed pages and restores the new content through the chain', async () => {
+    const { repo } = await setup();
+    const file = path.join(dir, 'rel');
+    const pages = 40;
+    const content = Buffer.alloc(pages * PAGE);
+    for (let p = 0; p < pages; p++) content.fill(p + 1, p * PAGE, (p + 1) * PAGE);
+    fs.writeFileSync(file, content);
+    const entry = () => ({ path: 'base/1/100', absPath: file, type: 'file' as const, stat: fs.statSync(file) });
+
+    const zstd = await zstdPlugin.create({ level: 3 }, { configDir: '/' });
+    const c1 = copier(repo, 'F', zstd);
+    const full = (await copyFile(entry(), c1))!;
+    await c1.close();
+    expect(full.blockMap).toEqual({ object: 0, index: 0 });
+
+    // Rewrite the file (new mtime) with pages 3 and 17 changed and two pages appended.
+    const changed = Buffer.concat([content, Buffer.alloc(2 * PAGE, 0xee)]);
+    changed.fill(0xaa, 3 * PAGE, 4 * PAGE);
+    changed.fill(0xbb, 17 * PAGE, 18 * PAGE);
+    fs.writeFileSync(file, changed);
+
+    const reader = new FrameReader(repo, manifestOf('F', [full]));
+    const parentMap = await reader.blockMap(full.blockMap!, full.path);
+    const c2 = copier(repo, 'F_I', zstd);
+    const incr = (await copyFile(entry(), c2, { map: parentMap, holder: 'F' }))!;
+    await c2.close();
+
+    const incrReader = new FrameReader(repo, manifestOf('F_I', [incr]));
+    const map = await incrReader.blockMap(incr.blockMap!, incr.path);
+    const fresh = map.superBlocks.filter((sb) => !sb.backup).flatMap(pagesOf);
+    expect(fresh).toEqual([3, 17, 40, 41]);
+    expect(map.superBlocks.filter((sb) => sb.backup === 'F').length).toBeGreaterThan(0);
+    expect(incr.sha256).toBe(createHash('sha256').update(changed).digest('hex'));
+
+    const out = path.join(dir, 'restored');
+    await restoreFile(incr, out, incrReader, { chown: false });
+    expect(fs.readFileSync(out).equals(changed)).toBe(true);
+    expect(incrReader.bytesFetched).toBeGreaterThan(0);
+  });
+});
