@@ -31,11 +31,7 @@ function copier(repo: Repository, label: string, compressor: Compressor): Copier
   return {
     packs,
     blockMaps,
-    compressor: {
-      extension: 'zst',
-      compress: () => Promise.reject(new Error('unused')),
-      decompress: () => Promise.reject(new Error('unused')),
-    },
+    compressor,
     pageSize: PAGE,
     superBlockSize: SUPER,
     readBuffer: Buffer.alloc(SUPER),
