@@ -8,6 +8,8 @@ export interface StrataClusterOptions {
   version: PgVersion;
   /** Extra keys merged into the config's backup section. */
   backup?: Record<string, number>;
+  /** Data checksums (initdb -k); default on. */
+  checksums?: boolean;
 }
 
 /**
@@ -28,6 +30,7 @@ export class StrataCluster {
     const repoDir = path.join(scratch, 'repo');
     const pg = await PgCluster.init({
       version: opts.version,
+      checksums: opts.checksums ?? true,
       settings: {
         wal_level: 'replica',
         archive_mode: 'on',

@@ -20,3 +20,5 @@ export { runRestore, describeTarget, type RestoreOptions, type RestoreResult } f
 export * from './restore/target.js';
 export * from './info/info.js';
 export * from './verify/verify.js';
+export * from './retention/plan.js';
+export * from './retention/expire.js';

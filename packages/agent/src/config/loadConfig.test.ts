@@ -46,6 +46,20 @@ describe('loadConfig', () => {
     expect(config.compression).toEqual({ plugin: 'zstd', level: 3 });
     expect(config.archive.timeout).toBe(120);
     expect(config.backup).toEqual({ superBlockSize: 1024 * 1024, packSize: 16 * 1024 * 1024 });
+    expect(config.retention).toEqual({});
+  });
+
+  it('reads retention and refuses bad retention values', async () => {
+    const ok = await loadConfig(write('retention.yaml', minimal + 'retention: { full: 2, diff: 3, fullDays: 7.5 }\n'));
+    expect(ok.config.retention).toEqual({ full: 2, diff: 3, fullDays: 7.5 });
+    const err = await failure(
+      loadConfig(write('retention-bad.yaml', minimal + 'retention: { full: 0, diff: 1.5, fullDays: -1, days: 3 }\n')),
+    );
+    expect(err.code).toBe('ConfigInvalid');
+    expect(err.message).toMatch(/retention\.full: /);
+    expect(err.message).toMatch(/retention\.diff: /);
+    expect(err.message).toMatch(/retention\.fullDays: /);
+    expect(err.message).toMatch(/retention: .*days/);
   });
 
   it('names a missing file and how to point at one', async () => {

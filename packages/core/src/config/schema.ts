@@ -27,6 +27,19 @@ export const compressionSchema = z
   .passthrough()
   .default({ plugin: 'zstd', level: 3 } as { plugin: string });
 
+/** What `strata expire` keeps (docs/configuration.md, docs/decisions.md). Nothing set: keep everything. */
+export const retentionSchema = z
+  .object({
+    /** Number of full backups to keep (the newest). */
+    full: z.number().int().min(1).optional(),
+    /** Number of differential backups to keep (the newest); incrementals on an expired one go with it. */
+    diff: z.number().int().min(1).optional(),
+    /** Keep full backups newer than this many days, and the newest older one (the window stays restorable). */
+    fullDays: z.number().positive().optional(),
+  })
+  .strict()
+  .default({});
+
 export const configSchema = z
   .object({
     clusters: z.record(clusterName, clusterSchema).refine((c) => Object.keys(c).length > 0, 'configure at least one cluster'),
@@ -58,6 +71,7 @@ export const configSchema = z
       })
       .strict()
       .default({ superBlockSize: 1024 * 1024, packSize: 16 * 1024 * 1024 }),
+    retention: retentionSchema,
   })
   .strict()
   .superRefine((cfg, ctx) => {
@@ -71,3 +85,4 @@ export const configSchema = z
 export type StrataConfig = z.output<typeof configSchema>;
 export type ClusterConfig = z.output<typeof clusterSchema>;
 export type RepoConfig = z.output<typeof repoSchema>;
+export type RetentionPolicy = z.output<typeof retentionSchema>;
