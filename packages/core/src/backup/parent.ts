@@ -27,10 +27,8 @@ export async function planBackup(
 ): Promise<BackupPlan> {
   if (requested === 'full') return { type: 'full' };
   const wanted: BackupType = requested === 'diff' ? 'diff' : 'incr';
-  const full = (why: string): BackupPlan => ({
-    type: 'full',
-    note: `taking a full backup instead of ${requested === 'auto' ? 'an incremental' : `a ${wanted}`}: ${why}`,
-  });
+  const asked = wanted === 'diff' ? 'a differential' : 'an incremental';
+  const full = (why: string): BackupPlan => ({ type: 'full', note: `taking a full backup instead of ${asked}: ${why}` });
   const labels = await listBackupLabels(repo, cluster);
   const candidates = wanted === 'diff' ? labels.filter((l) => !l.includes('_')) : labels;
   const label = candidates.at(-1);

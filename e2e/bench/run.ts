@@ -1,0 +1,202 @@
+/**
+ * `npm run bench`: Strata against pgBackRest 2.45 on the same PostgreSQL 15 cluster in the same run.
+ * Measured now: full backup, then incremental after `pgbench -T 10`, for Strata and for pgBackRest
+ * with and without block incremental (repo1-block=y). The tools alternate (A B, then B A) for
+ * BENCH_ROUNDS rounds; medians and per-round ratios are reported. Results go to bench/results/.
+ *
+ * Environment: BENCH_SCALE (pgbench scale, default 20), BENCH_ROUNDS (default 3),
+ * BENCH_PGBENCH_SECONDS (default 10).
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { PgCluster, chownToPostgres, makeScratchDir, runAsPostgres, stopAllClusters } from '../harness/postgres.js';
+import { STRATA_BIN, strataCommandLine, writeStrataConfig } from '../harness/strata.js';
+
+const SCALE = Number(process.env.BENCH_SCALE ?? 20);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const PGBENCH_SECONDS = Number(process.env.BENCH_PGBENCH_SECONDS ?? 10);
+const RESULTS = path.resolve(path.dirname(STRATA_BIN), '..', '..', '..', 'bench', 'results');
+
+type Tool = 'strata' | 'pgbackrest-block' | 'pgbackrest';
+interface Sample {
+  tool: Tool;
+  round: number;
+  kind: 'full' | 'incr';
+  wallSeconds: number;
+  peakRssMiB: number;
+  repoBytes: number;
+}
+
+const log = (s: string) => process.stdout.write(`${s}\n`);
+
+function ensureTools(): void {
+  const missing = ['pgbackrest', 'time'].filter((p) => !fs.existsSync(p === 'time' ? '/usr/bin/time' : '/usr/bin/pgbackrest'));
+  if (missing.length === 0) return;
+  if (process.getuid?.() !== 0) throw new Error(`install ${missing.join(' ')} (apt-get install ${missing.join(' ')}) or run as root`);
+  log(`installing ${missing.join(', ')} from Debian`);
+  execFileSync('apt-get', ['install', '-y', '-qq', ...missing], {
+    stdio: 'inherit',
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
+}
+
+/** Runs a command as postgres under /usr/bin/time; returns wall seconds, peak RSS and stdout. */
+async function timed(cmd: string, args: string[]): Promise<{ wallSeconds: number; peakRssMiB: number; stdout: string }> {
+  const started = process.hrtime.bigint();
+  const res = await runAsPostgres('/usr/bin/time', ['-f', 'STRATA_BENCH_MAXRSS=%M', cmd, ...args], { timeoutMs: 3_600_000 });
+  const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+  if (res.code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${res.code}):\n${res.stderr}\n${res.stdout}`);
+  const kib = Number(/STRATA_BENCH_MAXRSS=(\d+)/.exec(res.stderr)?.[1] ?? NaN);
+  return { wallSeconds, peakRssMiB: kib / 1024, stdout: res.stdout };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+async function main(): Promise<void> {
+  ensureTools();
+  const work = makeScratchDir('strata-bench-').dir;
+  const strataConfig = path.join(work, 'strata.yaml');
+  const pgbrConfig = (tool: Tool) => path.join(work, `${tool}.conf`);
+  const pgbrTools: Tool[] = ['pgbackrest-block', 'pgbackrest'];
+  const pushes = [
+    `${strataCommandLine()} archive-push --config ${strataConfig} %p`,
+    ...pgbrTools.map((t) => `pgbackrest --config=${pgbrConfig(t)} --stanza=bench archive-push %p`),
+  ];
+  const pg = await PgCluster.init({
+    version: 15,
+    settings: {
+      wal_level: 'replica',
+      archive_mode: 'on',
+      archive_command: pushes.join(' && '),
+      max_wal_size: '4GB',
+      checkpoint_timeout: '30min',
+    },
+  });
+  writeStrataConfig(strataConfig, pg, path.join(work, 'strata-repo'));
+  for (const tool of pgbrTools) {
+    const block = tool === 'pgbackrest-block' ? ['beta=y', 'repo1-bundle=y', 'repo1-block=y'] : [];
+    const conf = [
+      '[global]',
+      `repo1-path=${path.join(work, tool)}`,
+      'compress-type=zst',
+      'compress-level=3',
+      'process-max=2',
+      'start-fast=y',
+      `log-path=${work}`,
+      'log-level-console=warn',
+      'log-level-file=off',
+      `lock-path=${path.join(work, `${tool}-lock`)}`,
+      ...block,
+      '[bench]',
+      `pg1-path=${pg.dataDir}`,
+      `pg1-port=${pg.port}`,
+      `pg1-socket-path=${pg.socketDir}`,
+    ];
+    fs.writeFileSync(pgbrConfig(tool), `${conf.join('\n')}\n`);
+  }
+  for (const f of fs.readdirSync(work)) chownToPostgres(path.join(work, f));
+  await pg.start({ waitForPromotion: true });
+
+  const strata = (args: string[]) => timed(process.execPath, ['--max-semi-space-size=1', STRATA_BIN, ...args, '--config', strataConfig]);
+  const pgbr = (tool: Tool, args: string[]) => timed('/usr/bin/pgbackrest', [`--config=${pgbrConfig(tool)}`, '--stanza=bench', ...args]);
+  await strata(['init']);
+  for (const tool of pgbrTools) await pgbr(tool, ['stanza-create']);
+
+  log(`loading pgbench scale ${SCALE}`);
+  await pg.pgbench(['-i', '-s', String(SCALE), '-q', 'postgres'], { timeoutMs: 3_600_000 });
+  await pg.query('VACUUM (FREEZE, ANALYZE)');
+  await pg.query('CHECKPOINT');
+  const dbBytes = Number((await pg.query<{ n: string }>(`SELECT pg_database_size('postgres')::text AS n`))[0]!.n);
+
+  const samples: Sample[] = [];
+  const backup = async (tool: Tool, kind: 'full' | 'incr', round: number) => {
+    if (tool === 'strata') {
+      const r = await strata(['backup', '--type', kind, '--start-fast', '--json']);
+      const result = (JSON.parse(r.stdout) as { result: { repoBytes: number; type: string } }).result;
+      if (result.type !== kind) throw new Error(`strata took a ${result.type} backup, not ${kind}`);
+      samples.push({ tool, round, kind, wallSeconds: r.wallSeconds, peakRssMiB: r.peakRssMiB, repoBytes: result.repoBytes });
+    } else {
+      const r = await pgbr(tool, ['backup', `--type=${kind}`]);
+      const info = JSON.parse((await pgbr(tool, ['info', '--output=json'])).stdout) as {
+        backup: { type: string; info: { repository: { delta: number } } }[];
+      }[];
+      const last = info[0]!.backup.at(-1)!;
+      if (last.type !== kind) throw new Error(`${tool} took a ${last.type} backup, not ${kind}`);
+      samples.push({ tool, round, kind, wallSeconds: r.wallSeconds, peakRssMiB: r.peakRssMiB, repoBytes: last.info.repository.delta });
+    }
+    const s = samples.at(-1)!;
+    log(
+      `  round ${round} ${kind.padEnd(4)} ${tool.padEnd(17)} ${s.wallSeconds.toFixed(2)} s  ${s.peakRssMiB.toFixed(0)} MiB RSS  ${(s.repoBytes / 2 ** 20).toFixed(1)} MiB stored`,
+    );
+  };
+
+  const tools: Tool[] = ['strata', 'pgbackrest-block', 'pgbackrest'];
+  for (let round = 1; round <= ROUNDS; round++) {
+    const order = round % 2 ? tools : [...tools].reverse();
+    for (const tool of order) await backup(tool, 'full', round);
+    await pg.pgbench(['-T', String(PGBENCH_SECONDS), '-c', '2', 'postgres']);
+    for (const tool of order) await backup(tool, 'incr', round);
+  }
+
+  const rows: string[] = [];
+  const summary: Record<string, unknown> = {};
+  for (const kind of ['full', 'incr'] as const) {
+    for (const measure of ['wallSeconds', 'peakRssMiB', 'repoBytes'] as const) {
+      const med = (tool: Tool) => median(samples.filter((s) => s.tool === tool && s.kind === kind).map((s) => s[measure]));
+      const perRound = (other: Tool) =>
+        Array.from({ length: ROUNDS }, (_, i) => {
+          const get = (tool: Tool) => samples.find((s) => s.tool === tool && s.kind === kind && s.round === i + 1)![measure];
+          return get('strata') / get(other);
+        });
+      const ratioBlock = median(perRound('pgbackrest-block'));
+      const ratioPlain = median(perRound('pgbackrest'));
+      summary[`${kind}.${measure}`] = {
+        strata: med('strata'),
+        pgbackrestBlock: med('pgbackrest-block'),
+        pgbackrest: med('pgbackrest'),
+        ratioVsBlock: ratioBlock,
+        ratioVsPlain: ratioPlain,
+        ratiosPerRoundVsBlock: perRound('pgbackrest-block'),
+        ratiosPerRoundVsPlain: perRound('pgbackrest'),
+      };
+      const fmt = (v: number) =>
+        measure === 'repoBytes'
+          ? `${(v / 2 ** 20).toFixed(1)} MiB`
+          : measure === 'wallSeconds'
+            ? `${v.toFixed(2)} s`
+            : `${v.toFixed(0)} MiB`;
+      rows.push(
+        `| ${kind} | ${measure} | ${fmt(med('strata'))} | ${fmt(med('pgbackrest-block'))} | ${fmt(med('pgbackrest'))} | ${ratioBlock.toFixed(2)} | ${ratioPlain.toFixed(2)} |`,
+      );
+    }
+  }
+  const date = new Date().toISOString().replace(/[:.]/g, '-');
+  const table = [
+    `Strata vs pgBackRest 2.45, pgbench scale ${SCALE} (${(dbBytes / 2 ** 20).toFixed(0)} MiB), ${ROUNDS} rounds, incr after pgbench -T ${PGBENCH_SECONDS}; medians, ratios are medians of per-round Strata/pgBackRest.`,
+    '',
+    '| backup | measure | Strata | pgBackRest block | pgBackRest | ratio vs block | ratio vs plain |',
+    '|---|---|---|---|---|---|---|',
+    ...rows,
+  ].join('\n');
+  fs.mkdirSync(RESULTS, { recursive: true });
+  fs.writeFileSync(
+    path.join(RESULTS, `${date}.json`),
+    `${JSON.stringify({ date, scale: SCALE, rounds: ROUNDS, dbBytes, samples, summary }, null, 2)}\n`,
+  );
+  fs.writeFileSync(path.join(RESULTS, `${date}.md`), `${table}\n`);
+  log(`\n${table}\n\nwritten to ${path.join(RESULTS, date)}.{json,md}`);
+}
+
+try {
+  await main();
+} catch (err) {
+  process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exitCode = 1;
+} finally {
+  await stopAllClusters();
+}
