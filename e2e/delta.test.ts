@@ -70,6 +70,32 @@ describe('delta restore (PostgreSQL 15)', () => {
     await target.pg.stop();
   });
 
+  it('--force trusts size and mtime; without it the content is compared', async () => {
+    const [{ file }] = (await src.pg.query<{ file: string }>(`SELECT pg_relation_filepath('pgbench_branches') AS file`)) as [
+      { file: string },
+    ];
+    const victim = path.join(target.pgdata, file);
+    await delta(); // every file now has the backup's content and mtime
+    const before = fs.statSync(victim);
+    const original = fs.readFileSync(victim);
+    const damaged = Buffer.from(original);
+    damaged.fill(0x55, 100, 200);
+    fs.writeFileSync(victim, damaged);
+    fs.utimesSync(victim, before.atime, before.mtime);
+
+    const forced = await runStrata(
+      ['restore', '--delta', '--force', '--pgdata', target.pgdata, '--archive-mode', 'off', '--json', ...args()],
+      {
+        config: src.configPath,
+      },
+    );
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(fs.readFileSync(victim).equals(damaged)).toBe(true);
+
+    await delta();
+    expect(fs.readFileSync(victim).equals(original)).toBe(true);
+  });
+
   it('repairs a deleted file, a stray file and a truncated file', async () => {
     const [paths] = (await src.pg.query<{ index: string; table: string; db: string }>(
       `SELECT pg_relation_filepath('pgbench_accounts_pkey') AS index, pg_relation_filepath('pgbench_accounts') AS table,
