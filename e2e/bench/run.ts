@@ -87,7 +87,8 @@ async function main(): Promise<void> {
     settings: {
       wal_level: 'replica',
       archive_mode: 'on',
-      archive_command: pushes.join(' && '),
+      // All three archive each segment in parallel: no tool's backup waits behind another's push.
+      archive_command: parallelAll(pushes),
       max_wal_size: '4GB',
       checkpoint_timeout: '30min',
     },
