@@ -66,6 +66,8 @@ describe('FsBackend', () => {
     expect(await fs.readdir(path.join(root, 'c'))).toEqual([]);
   });
 
+  // Root ignores permission bits, so these two can only run as another user (CI runs as root;
+  // they pass as `nobody`). The e2e archive test covers EACCES through PostgreSQL as postgres.
   it.skipIf(process.getuid?.() === 0)('maps a read-only directory to PermissionDenied', async () => {
     await fs.mkdir(root);
     await fs.chmod(root, 0o555);
