@@ -16,7 +16,7 @@ const say = (text: string) => process.stdout.write(`\n▶ ${text}\n`);
 const show = (text: string) => process.stdout.write(`${text.replace(/\n+$/, '').replace(/^/gm, '    ')}\n`);
 
 async function strata(configPath: string, args: string[]): Promise<string> {
-  process.stdout.write(`  $ strata ${args.map(shellQuote).join(' ')}\n`);
+  process.stdout.write(`  $ strata ${args.map((a) => (/^[\w./=:@%+-]+$/.test(a) ? a : shellQuote(a))).join(' ')}\n`);
   const res = await runStrata(args, { config: configPath, timeoutMs: 600_000 });
   if (res.code !== 0) throw new Error(`strata ${args[0]} failed (exit ${res.code}):\n${res.stderr}${res.stdout}`);
   if (res.stdout.trim()) show(res.stdout.trim());
