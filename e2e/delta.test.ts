@@ -81,7 +81,7 @@ describe('delta restore (PostgreSQL 15)', () => {
     const damaged = Buffer.from(original);
     damaged.fill(0x55, 100, 200);
     fs.writeFileSync(victim, damaged);
-    fs.utimesSync(victim, before.atime, before.mtime);
+    fs.utimesSync(victim, before.atimeMs / 1000, before.mtimeMs / 1000);
 
     const forced = await runStrata(
       ['restore', '--delta', '--force', '--pgdata', target.pgdata, '--archive-mode', 'off', '--json', ...args()],

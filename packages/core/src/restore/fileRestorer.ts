@@ -173,7 +173,10 @@ export async function setMetadata(dest: string, file: ManifestFile, opts: { chow
   if (opts.chown) await fs.lchown(dest, file.uid, file.gid);
   if (file.type !== 'link') {
     await fs.chmod(dest, file.mode);
-    const t = new Date(file.mtime);
+    // Seconds as a double lose sub-microsecond precision on the way to a timespec: 123 ms can
+    // land as 122.9999 ms, and then floor(mtimeMs) no longer matches the manifest (delta --force
+    // and the next backup's change detection compare it). Aim for the middle of the millisecond.
+    const t = (file.mtime + 0.5) / 1000;
     await fs.utimes(dest, t, t);
   }
 }
