@@ -6,10 +6,13 @@ import { defineConfig } from 'vitest/config';
  */
 export default defineConfig({
   test: {
+    // Storage servers (RGW, Azurite, GCS emulator) start once per run, before any worker.
+    globalSetup: ['packages/test-servers/src/globalSetup.ts'],
     projects: [
       { test: { name: 'core', root: 'packages/core', include: ['src/**/*.test.ts'] } },
       { test: { name: 'plugin-fs', root: 'packages/plugin-fs', include: ['src/**/*.test.ts'] } },
       { test: { name: 'agent', root: 'packages/agent', include: ['src/**/*.test.ts'] } },
+      { test: { name: 'test-servers', root: 'packages/test-servers', include: ['src/**/*.test.ts'] } },
       {
         test: {
           name: 'e2e',

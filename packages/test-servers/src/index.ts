@@ -1,0 +1,2 @@
+export type { TestServer } from './types.js';
+export { startAll, requireEnv } from './all.js';
