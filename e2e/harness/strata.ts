@@ -75,6 +75,7 @@ export function writeStrataConfig(
   pg: { dataDir: string; socketDir: string; port: number },
   repoDir: string,
   extra: Record<string, unknown> = {},
+  repos?: Record<string, unknown>[],
 ): void {
   const lines = [
     'clusters:',
@@ -84,9 +85,7 @@ export function writeStrataConfig(
     `    port: ${pg.port}`,
     '    user: postgres',
     'repos:',
-    '  - name: local',
-    '    plugin: fs',
-    `    path: ${repoDir}`,
+    ...(repos ?? [{ name: 'local', plugin: 'fs', path: repoDir }]).map((r) => `  - ${JSON.stringify(r)}`),
     'compression: { plugin: zstd, level: 3 }',
     ...Object.entries(extra).map(([k, v]) => `${k}: ${JSON.stringify(v)}`),
   ];

@@ -10,6 +10,8 @@ export interface StrataClusterOptions {
   backup?: Record<string, number>;
   /** Data checksums (initdb -k); default on. */
   checksums?: boolean;
+  /** The config's repos (default: one fs repository in the scratch directory). */
+  repos?: Record<string, unknown>[];
 }
 
 /**
@@ -40,7 +42,7 @@ export class StrataCluster {
         max_wal_size: '1GB',
       },
     });
-    writeStrataConfig(configPath, pg, repoDir, { archive: { timeout: 60 }, ...(opts.backup ? { backup: opts.backup } : {}) });
+    writeStrataConfig(configPath, pg, repoDir, { archive: { timeout: 60 }, ...(opts.backup ? { backup: opts.backup } : {}) }, opts.repos);
     chownToPostgres(configPath);
     await pg.start({ waitForPromotion: true });
     const c = new StrataCluster(pg, scratch, configPath, repoDir);
