@@ -66,6 +66,24 @@ describe('FsBackend', () => {
     expect(await fs.readdir(path.join(root, 'c'))).toEqual([]);
   });
 
+  it('keeps tags in a sidecar tree that list() never shows and delete() removes', async () => {
+    const tags = { 'strata-cluster': 'main', 'strata-kind': 'wal' };
+    await backend.put('c/wal/seg', Buffer.from('wal'), { tags });
+    expect(JSON.parse(await fs.readFile(path.join(root, '.strata-tags', 'c', 'wal', 'seg'), 'utf8'))).toEqual(tags);
+    const listed: string[] = [];
+    for await (const o of backend.list('')) listed.push(o.key);
+    expect(listed).toEqual(['c/wal/seg']);
+    await backend.put('c/wal/seg', Buffer.from('again'));
+    expect((await backend.head('c/wal/seg'))?.tags).toBeUndefined();
+    await backend.put('c/wal/seg', Buffer.from('wal'), { tags });
+    await backend.delete(['c/wal/seg']);
+    await expect(fs.stat(path.join(root, '.strata-tags', 'c', 'wal', 'seg'))).rejects.toThrow(/ENOENT/);
+  });
+
+  it('reserves the sidecar tree: no key may start with it', async () => {
+    await expectStrataError(() => backend.put('.strata-tags/x', Buffer.from('x')), 'InvalidArgument');
+  });
+
   // Root ignores permission bits, so these two can only run as another user (CI runs as root;
   // they pass as `nobody`). The e2e archive test covers EACCES through PostgreSQL as postgres.
   it.skipIf(process.getuid?.() === 0)('maps a read-only directory to PermissionDenied', async () => {

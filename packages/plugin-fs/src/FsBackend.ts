@@ -17,6 +17,11 @@ import type { FsConfig } from './index.js';
 
 /** Temporary files carry this marker; list() never shows them and a crash leaves only these. */
 const TMP_MARKER = '.strata-tmp-';
+/**
+ * Tags live in a parallel tree of small JSON sidecars, <root>/.strata-tags/<key> (no xattrs:
+ * they need a native module, and NFS and some filesystems drop them). Keys under it are reserved.
+ */
+const TAGS_DIR = '.strata-tags';
 
 /**
  * A repository in a local or NFS directory. Objects become visible atomically: data goes to a
@@ -27,7 +32,7 @@ export class FsBackend implements StorageBackend {
   readonly capabilities: StorageCapabilities = {
     readWithRange: true,
     writeIfNotExists: true,
-    tags: false,
+    tags: true,
     listMaxKeys: 1000,
   };
   readonly root: string;
@@ -42,11 +47,42 @@ export class FsBackend implements StorageBackend {
     return `fs:${this.root}`;
   }
 
-  private resolve(key: string): string {
-    if (key === '' || key.startsWith('/') || key.split('/').some((p) => p === '..' || p === '.' || p === '')) {
+  private resolve(key: string, tree = this.root): string {
+    const parts = key.split('/');
+    if (key === '' || key.startsWith('/') || parts.some((p) => p === '..' || p === '.' || p === '') || parts[0] === TAGS_DIR) {
       throw new StrataError('InvalidArgument', `invalid object key "${key}"`, { operation: 'resolve' });
     }
-    return path.join(this.root, ...key.split('/'));
+    return path.join(tree, ...parts);
+  }
+
+  private tagsFile(key: string): string {
+    return this.resolve(key, path.join(this.root, TAGS_DIR));
+  }
+
+  /**
+   * Writes (or, without tags, removes) an object's tag sidecar. Written before the object becomes
+   * visible, so a visible object has its tags; not fsynced: tags describe, they hold no data.
+   */
+  private async writeTags(key: string, tags: PutOptions['tags']): Promise<void> {
+    const file = this.tagsFile(key);
+    if (!tags || Object.keys(tags).length === 0) {
+      await fs.rm(file, { force: true });
+      return;
+    }
+    await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o750 });
+    const tmp = `${file}${TMP_MARKER}${randomBytes(6).toString('hex')}`;
+    await fs.writeFile(tmp, JSON.stringify(tags), { mode: 0o640 });
+    await fs.rename(tmp, file);
+  }
+
+  private async readTags(key: string): Promise<PutOptions['tags']> {
+    const text = await fs.readFile(this.tagsFile(key), 'utf8').catch(() => undefined);
+    if (text === undefined) return undefined;
+    try {
+      return JSON.parse(text) as PutOptions['tags'];
+    } catch {
+      return undefined;
+    }
   }
 
   async put(key: string, body: Buffer | Readable, options: PutOptions = {}): Promise<void> {
@@ -59,6 +95,7 @@ export class FsBackend implements StorageBackend {
       const source = Buffer.isBuffer(body) ? Readable.from([body]) : body;
       await pipeline(source, out, { signal: options.signal });
       if (this.fsync) await fsyncPath(tmp);
+      await this.writeTags(key, options.tags);
       if (options.ifNoneMatch) {
         // link() fails with EEXIST when the name is taken: an atomic create-if-absent.
         await fs.link(tmp, target);
@@ -69,6 +106,8 @@ export class FsBackend implements StorageBackend {
       if (this.fsync) await fsyncPath(dir);
     } catch (err) {
       await fs.rm(tmp, { force: true });
+      // A sidecar written for an object that never appeared would outlive it.
+      if (!(await fs.stat(target).catch(() => undefined))) await fs.rm(this.tagsFile(key), { force: true });
       throw mapFsError(err, 'put', key);
     }
   }
@@ -98,7 +137,9 @@ export class FsBackend implements StorageBackend {
   async head(key: string): Promise<ObjectInfo | undefined> {
     try {
       const st = await fs.stat(this.resolve(key));
-      return st.isFile() ? { key, size: st.size, mtime: st.mtime } : undefined;
+      if (!st.isFile()) return undefined;
+      const tags = await this.readTags(key);
+      return { key, size: st.size, mtime: st.mtime, ...(tags ? { tags } : {}) };
     } catch (err) {
       const mapped = mapFsError(err, 'head', key);
       if (mapped.code === 'NotFound') return undefined;
@@ -128,7 +169,7 @@ export class FsBackend implements StorageBackend {
     const sortName = (e: import('node:fs').Dirent) => (e.isDirectory() ? `${e.name}/` : e.name);
     entries.sort((a, b) => (sortName(a) < sortName(b) ? -1 : sortName(a) > sortName(b) ? 1 : 0));
     for (const entry of entries) {
-      if (entry.name.includes(TMP_MARKER)) continue;
+      if (entry.name.includes(TMP_MARKER) || (dirKey === '' && entry.name === TAGS_DIR)) continue;
       const key = dirKey === '' ? entry.name : `${dirKey}/${entry.name}`;
       if (entry.isDirectory()) {
         // Descend when the directory can hold keys matching the prefix.
@@ -148,6 +189,7 @@ export class FsBackend implements StorageBackend {
         const mapped = mapFsError(err, 'delete', key);
         if (mapped.code !== 'NotFound') throw mapped;
       }
+      await fs.rm(this.tagsFile(key), { force: true });
     }
   }
 

@@ -9,6 +9,7 @@ import {
   zstdPlugin,
   type AnyPlugin,
   type Compressor,
+  type CopyIdentity,
   type Logger,
   type PluginKind,
   type StrataConfig,
@@ -17,6 +18,13 @@ import {
 /** Short names of the plugins that ship with Strata. */
 const BUILTIN_PACKAGES: Record<string, string> = { fs: '@strata/plugin-fs' };
 const BUILTIN_COMPRESSION: Record<string, AnyPlugin> = { zstd: zstdPlugin, none: nonePlugin };
+/** Media and site of a copy when the config does not say (third-party plugins: unknown until configured). */
+const COPY_DEFAULTS: Record<string, CopyIdentity> = {
+  fs: { media: 'disk', site: 'onsite' },
+  s3: { media: 'object', site: 'offsite' },
+  gcs: { media: 'object', site: 'offsite' },
+  azure: { media: 'object', site: 'offsite' },
+};
 
 /** A name, a package ("strata-plugin-x", "@acme/strata-x") or a path ("./x.js"). */
 async function importPlugin(spec: string, kind: PluginKind, configDir: string): Promise<AnyPlugin> {
@@ -88,8 +96,12 @@ export async function openRepository(
     );
   }
   const plugin = await importPlugin(repoConfig.plugin, 'storage', configDir);
-  const options = parsePluginConfig(plugin.configSchema, withoutPluginKey(repoConfig, ['name']), ['repos', index], source);
+  const options = parsePluginConfig(plugin.configSchema, withoutPluginKey(repoConfig, ['name', 'media', 'site']), ['repos', index], source);
   const backend = await plugin.create(options, { configDir });
   const compressors = await loadCompressors(config, source, configDir);
-  return new Repository(repoConfig.name, backend as never, compressors, logger);
+  const copy = COPY_DEFAULTS[repoConfig.plugin] ?? {};
+  return new Repository(repoConfig.name, backend as never, compressors, logger, undefined, {
+    media: repoConfig.media ?? copy.media,
+    site: repoConfig.site ?? copy.site,
+  });
 }

@@ -68,7 +68,6 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     if (plan.note) log.warn({}, plan.note);
     const parent = plan.parent;
     const label = await freeLabel(repo, clusterName, plan.type, parent);
-    const tags = { cluster: clusterName, kind: 'backup', label };
 
     const startFn = server.major >= 15 ? 'pg_backup_start' : 'pg_start_backup';
     const startArgs = server.major >= 15 ? '$1, $2' : '$1, $2, false';
@@ -88,8 +87,8 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
          FROM pg_tablespace WHERE spcname NOT IN ('pg_default', 'pg_global') ORDER BY oid`,
     );
 
-    const packs = new PackWriter(repo, clusterName, label, config.backup.packSize, tags);
-    const blockMaps = new BlockMapWriter(repo, clusterName, label, compression, tags);
+    const packs = new PackWriter(repo, clusterName, label, config.backup.packSize);
+    const blockMaps = new BlockMapWriter(repo, clusterName, label, compression);
     const files: ManifestFile[] = [];
     let bytes = 0;
     let bytesRead = 0;
@@ -178,7 +177,6 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     // The commit point: a backup exists once its manifest does.
     const manifestBytes = await repo.putSealed(keys.manifest(clusterName, label), 'manifest', manifest, compression, {
       ifNoneMatch: true,
-      tags: { ...tags, kind: 'manifest' },
     });
     log.info({ label }, 'backup complete');
     return {

@@ -26,8 +26,8 @@ async function setup() {
 }
 
 function copier(repo: Repository, label: string, compressor: Compressor): CopierOptions & { close: () => Promise<void> } {
-  const packs = new PackWriter(repo, 'main', label, 4 * SUPER, {});
-  const blockMaps = new BlockMapWriter(repo, 'main', label, 'zstd', {});
+  const packs = new PackWriter(repo, 'main', label, 4 * SUPER);
+  const blockMaps = new BlockMapWriter(repo, 'main', label, 'zstd');
   return {
     packs,
     blockMaps,

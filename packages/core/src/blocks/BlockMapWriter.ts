@@ -1,7 +1,6 @@
 import { keys } from '../repository/keys.js';
 import type { Repository } from '../repository/Repository.js';
 import type { BlockMapEntry } from '../manifest/types.js';
-import type { Tags } from '../plugins/contract.js';
 
 /**
  * Block maps of many files are batched into sealed objects of about `flushBytes` each. Kept small:
@@ -17,7 +16,6 @@ export class BlockMapWriter {
     private readonly cluster: string,
     private readonly label: string,
     private readonly compression: string,
-    private readonly tags: Tags,
     private readonly flushBytes = 1024 * 1024,
   ) {}
 
@@ -32,7 +30,7 @@ export class BlockMapWriter {
   async flush(): Promise<void> {
     if (this.entries.length === 0) return;
     const key = keys.blockMap(this.cluster, this.label, this.written.length);
-    const size = await this.repo.putSealed(key, 'blockmap', this.entries, this.compression, { ifNoneMatch: true, tags: this.tags });
+    const size = await this.repo.putSealed(key, 'blockmap', this.entries, this.compression, { ifNoneMatch: true });
     this.written.push({ key, size });
     this.entries = [];
     this.pendingBytes = 0;

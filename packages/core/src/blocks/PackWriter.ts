@@ -1,7 +1,6 @@
 import { keys } from '../repository/keys.js';
 import type { Repository } from '../repository/Repository.js';
 import type { FrameRef } from '../manifest/types.js';
-import type { Tags } from '../plugins/contract.js';
 
 /**
  * Appends compressed frames to numbered pack objects. Frames are copied into one of two reusable
@@ -21,7 +20,6 @@ export class PackWriter {
     private readonly cluster: string,
     private readonly label: string,
     private readonly packSize: number,
-    private readonly tags: Tags,
   ) {
     this.buffers = [Buffer.allocUnsafe(packSize), Buffer.allocUnsafe(packSize)];
   }
@@ -57,7 +55,7 @@ export class PackWriter {
     const key = keys.pack(this.cluster, this.label, this.packNo);
     // The other buffer is reused next: its write must have finished.
     await this.inFlight;
-    this.inFlight = this.repo.put(key, body, { ifNoneMatch: true, tags: this.tags });
+    this.inFlight = this.repo.put(key, body, { ifNoneMatch: true });
     // Attach a handler now so a failure is never unhandled; it is rethrown by the next await.
     this.inFlight.catch(() => undefined);
     this.bytesWritten += body.length;

@@ -19,6 +19,10 @@ export const repoSchema = z
   .object({
     name: clusterName,
     plugin: z.string().min(1),
+    /** The kind of media this copy is on (3-2-1: two kinds). Default: disk for fs, object for the cloud plugins. */
+    media: z.enum(['disk', 'object', 'tape']).optional(),
+    /** Whether this copy is away from the database host's site (3-2-1: one offsite). Default: onsite for fs, offsite for the cloud plugins. */
+    site: z.enum(['onsite', 'offsite']).optional(),
   })
   .passthrough();
 

@@ -28,10 +28,9 @@ describe('Repository sealed objects', () => {
   });
 
   it('round-trips a value through putSealed and readSealed', async () => {
-    const size = await repo.putSealed(KEY, 'manifest', value, 'zstd', { tags: { kind: 'manifest' } });
+    const size = await repo.putSealed(KEY, 'manifest', value, 'zstd');
     expect(size).toBe(memory.objects.get(KEY)!.data.length);
     expect(memory.objects.get(KEY)!.data.toString('latin1')).toMatch(/^STRATA manifest 1 zstd [0-9a-f]{64}\n/);
-    expect(memory.objects.get(KEY)!.tags).toEqual({ kind: 'manifest' });
     expect(await repo.readSealed(KEY, 'manifest')).toEqual(value);
   });
 
@@ -148,5 +147,43 @@ describe('Repository compressors', () => {
     expect(repo.compressorByExtension('raw')).toBe(repo.compressor('none'));
     const err = await expectStrataError(async () => repo.compressor('lz4'), 'ConfigInvalid');
     expect(err.hint).toMatch(/"lz4"/);
+  });
+});
+
+describe('Repository tags', () => {
+  it('tags every object with what it is and which copy holds it', async () => {
+    const memory = new MemoryBackend();
+    const repo = new Repository('offsite-s3', memory, await compressors('zstd'), undefined, FAST_RETRY, {
+      media: 'object',
+      site: 'offsite',
+    });
+    const copy = { 'strata-repo': 'offsite-s3', 'strata-media': 'object', 'strata-site': 'offsite' };
+    await repo.put('main/backup/20261122-031500F/pack/000001', Buffer.from('p'));
+    await repo.putSealed('main/backup/20261122-031500F/manifest', 'manifest', { a: 1 }, 'zstd');
+    await repo.put('main/wal/0000000100000000/000000010000000000000003-ab.zst', Buffer.from('w'));
+    await repo.put('main/wal/00000002.history-ab.zst', Buffer.from('h'));
+    await repo.putSealed('main/cluster.info', 'cluster', {}, 'zstd');
+    expect((await memory.head('main/backup/20261122-031500F/pack/000001'))?.tags).toEqual({
+      ...copy,
+      'strata-cluster': 'main',
+      'strata-kind': 'pack',
+      'strata-backup': '20261122-031500F',
+    });
+    expect((await memory.head('main/backup/20261122-031500F/manifest'))?.tags).toMatchObject({ 'strata-kind': 'manifest' });
+    expect((await memory.head('main/wal/0000000100000000/000000010000000000000003-ab.zst'))?.tags).toEqual({
+      ...copy,
+      'strata-cluster': 'main',
+      'strata-kind': 'wal',
+    });
+    expect((await memory.head('main/wal/00000002.history-ab.zst'))?.tags).toMatchObject({ 'strata-kind': 'history' });
+    expect((await memory.head('main/cluster.info'))?.tags).toMatchObject({ 'strata-kind': 'cluster-info', 'strata-cluster': 'main' });
+  });
+
+  it('sends no tags to a backend that cannot store them', async () => {
+    const memory = new MemoryBackend();
+    Object.assign(memory.capabilities, { tags: false });
+    const repo = new Repository('fs', memory, await compressors('zstd'), undefined, FAST_RETRY, { media: 'disk' });
+    await repo.put('main/cluster.info', Buffer.from('x'));
+    expect((await memory.head('main/cluster.info'))?.tags).toBeUndefined();
   });
 });

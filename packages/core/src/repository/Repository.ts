@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { StrataError, toStrataError } from '../errors/index.js';
-import type { Compressor, GetOptions, ObjectInfo, PutOptions, StorageBackend } from '../plugins/contract.js';
+import type { Compressor, GetOptions, ObjectInfo, PutOptions, StorageBackend, Tags } from '../plugins/contract.js';
+import { describeKey } from './keys.js';
 import { noopLogger, type Logger } from '../logger.js';
 
 export interface RetryPolicy {
@@ -10,6 +11,24 @@ export interface RetryPolicy {
 }
 
 const DEFAULT_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 200 };
+
+export type RepoPutOptions = Omit<PutOptions, 'tags'>;
+
+/** Where this copy lives (config `media` and `site`): part of every object's tags. */
+export interface CopyIdentity {
+  media?: string;
+  site?: string;
+}
+
+/** The tag names Strata puts on every object (docs/format.md). */
+export const TAG = {
+  cluster: 'strata-cluster',
+  kind: 'strata-kind',
+  backup: 'strata-backup',
+  repo: 'strata-repo',
+  media: 'strata-media',
+  site: 'strata-site',
+} as const;
 const ENVELOPE_MAGIC = 'STRATA';
 
 /**
@@ -23,7 +42,21 @@ export class Repository {
     private readonly compressors: ReadonlyMap<string, Compressor>,
     private readonly logger: Logger = noopLogger,
     private readonly retry: RetryPolicy = DEFAULT_RETRY,
+    private readonly copy: CopyIdentity = {},
   ) {}
+
+  /**
+   * The tags an object carries in this repository: what it is (read from its key) and which copy
+   * it belongs to, so a bucket can be audited, billed or lifecycled without Strata.
+   */
+  tagsFor(key: string): Tags {
+    const info = describeKey(key);
+    const tags: Tags = { [TAG.cluster]: info.cluster, [TAG.kind]: info.kind, [TAG.repo]: this.name };
+    if (info.backup) tags[TAG.backup] = info.backup;
+    if (this.copy.media) tags[TAG.media] = this.copy.media;
+    if (this.copy.site) tags[TAG.site] = this.copy.site;
+    return tags;
+  }
 
   describe(): string {
     return `repository "${this.name}" (${this.backend.describe()})`;
@@ -49,10 +82,12 @@ export class Repository {
     return this.compressor(extension);
   }
 
-  async put(key: string, body: Buffer | Readable, options: PutOptions = {}): Promise<void> {
+  /** Tags are not the caller's to choose: every object gets tagsFor(key). */
+  async put(key: string, body: Buffer | Readable, options: RepoPutOptions = {}): Promise<void> {
+    const opts = this.backend.capabilities.tags ? { ...options, tags: this.tagsFor(key) } : options;
     // A stream can be consumed once: only buffers are retried.
-    if (!Buffer.isBuffer(body)) return this.call('put', key, () => this.backend.put(key, body, options), 1);
-    return this.call('put', key, () => this.backend.put(key, body, options));
+    if (!Buffer.isBuffer(body)) return this.call('put', key, () => this.backend.put(key, body, opts), 1);
+    return this.call('put', key, () => this.backend.put(key, body, opts));
   }
 
   async get(key: string, options: GetOptions = {}): Promise<Readable> {
@@ -94,7 +129,7 @@ export class Repository {
    * Writes a metadata object: a one-line clear header with the payload's sha256, then the
    * compressed JSON payload. Any changed byte fails `readSealed`.
    */
-  async putSealed(key: string, kind: string, value: unknown, compression: string, options: PutOptions = {}): Promise<number> {
+  async putSealed(key: string, kind: string, value: unknown, compression: string, options: RepoPutOptions = {}): Promise<number> {
     const payload = Buffer.from(JSON.stringify(value));
     const sha = sha256(payload);
     const body = await this.compressor(compression).compress(payload);

@@ -22,3 +22,24 @@ export function parseWalObjectName(fileName: string): { walName: string; sha256:
   const m = /^(.+)-([0-9a-f]{64})\.([A-Za-z0-9]+)$/.exec(fileName);
   return m ? { walName: m[1]!, sha256: m[2]!, extension: m[3]! } : undefined;
 }
+
+/** What an object is, read from its key: every object Strata writes carries this as tags. */
+export interface KeyInfo {
+  cluster: string;
+  kind: 'cluster-info' | 'manifest' | 'pack' | 'blockmap' | 'backup-file' | 'wal' | 'history' | 'other';
+  /** The backup label, for objects of a backup. */
+  backup?: string;
+}
+
+export function describeKey(key: string): KeyInfo {
+  const parts = key.split('/');
+  const cluster = parts[0] ?? '';
+  if (parts[1] === 'cluster.info' && parts.length === 2) return { cluster, kind: 'cluster-info' };
+  if (parts[1] === 'backup' && parts[2]) {
+    const backup = parts[2];
+    const kind = parts[3] === 'manifest' ? 'manifest' : parts[3] === 'pack' ? 'pack' : parts[3] === 'blockmap' ? 'blockmap' : 'backup-file';
+    return { cluster, kind, backup };
+  }
+  if (parts[1] === 'wal') return { cluster, kind: key.endsWith('.history') || /\.history-/.test(key) ? 'history' : 'wal' };
+  return { cluster, kind: 'other' };
+}

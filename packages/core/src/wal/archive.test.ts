@@ -75,7 +75,7 @@ describe('WAL archive', () => {
       expect(walKeys()).toEqual([result.key]);
       expect(result.storedBytes).toBe(memory.objects.get(result.key)!.data.length);
       expect(result.storedBytes).toBeLessThan(SEGMENT_SIZE);
-      expect(memory.objects.get(result.key)!.tags).toEqual({ cluster: CLUSTER, kind: 'wal' });
+      expect(memory.objects.get(result.key)!.tags).toEqual({ 'strata-cluster': CLUSTER, 'strata-kind': 'wal', 'strata-repo': 'local' });
     });
 
     it('accepts the same segment again as already archived', async () => {

@@ -90,7 +90,7 @@ export async function archivePush(opts: ArchivePushOptions): Promise<ArchivePush
   const body = await compressor.compress(data);
   const key = keys.walObject(cluster, walName, sha256, compressor.extension);
   try {
-    await repo.put(key, body, { ifNoneMatch: true, tags: { cluster, kind: 'wal' } });
+    await repo.put(key, body, { ifNoneMatch: true });
   } catch (err) {
     if (!(isStrataError(err) && err.code === 'AlreadyExists')) throw err;
     log.debug({ key }, 'WAL object appeared concurrently with identical content');
