@@ -6,6 +6,7 @@ import { chaosBackend } from '../testing/chaos.js';
 import { expectStrataError } from '../testing/assertions.js';
 import { MemoryBackend } from '../testing/memoryBackend.js';
 import { Repository } from './Repository.js';
+import { StrataError } from '../errors/index.js';
 
 const FAST_RETRY = { attempts: 4, baseDelayMs: 1 };
 const KEY = 'main/backup/20261122-013000F/manifest';
@@ -111,8 +112,27 @@ describe('Repository retries', () => {
     const repo = new Repository('locked', chaos, await compressors('zstd'), undefined, FAST_RETRY);
     const err = await expectStrataError(() => repo.put('k/object', Buffer.from('payload')), 'PermissionDenied');
     expect(err.context).toMatchObject({ key: 'k/object', repo: 'locked' });
+    // The plugin, the operation and the key, in the message a user reads.
+    expect(err.message).toMatch(/^put "k\/object" in repository "locked" \(chaos\(memory[^)]*\)\) failed: injected failure/);
     expect(chaos.calls.put).toBe(1);
     expect(memory.objects.has('k/object')).toBe(false);
+  });
+
+  it('rides out intermittent faults: every third call failing', async () => {
+    const memory = new MemoryBackend();
+    const chaos = chaosBackend(memory, { failEvery: 3 });
+    const repo = new Repository('flaky', chaos, await compressors('zstd'), undefined, FAST_RETRY);
+    for (let i = 0; i < 10; i++) await repo.put(`k/${i}`, Buffer.from(`v${i}`));
+    for (let i = 0; i < 10; i++) expect((await repo.getBuffer(`k/${i}`)).toString()).toBe(`v${i}`);
+    expect(chaos.calls.put + chaos.calls.get).toBeGreaterThan(20);
+  });
+
+  it('names the repository and the attempts when retries run out', async () => {
+    const memory = new MemoryBackend();
+    const chaos = chaosBackend(memory, { failEvery: 1, operations: ['get'] });
+    const repo = new Repository('down', chaos, await compressors('zstd'), undefined, FAST_RETRY);
+    const err = await expectStrataError(() => repo.getBuffer('k/gone'), 'Unavailable');
+    expect(err.message).toMatch(/^get "k\/gone" in repository "down" .* failed \(after \d+ attempts\)/);
   });
 
   it('does not retry a stream body, which cannot be read twice', async () => {
@@ -185,5 +205,25 @@ describe('Repository tags', () => {
     const repo = new Repository('fs', memory, await compressors('zstd'), undefined, FAST_RETRY, { media: 'disk' });
     await repo.put('main/cluster.info', Buffer.from('x'));
     expect((await memory.head('main/cluster.info'))?.tags).toBeUndefined();
+  });
+});
+
+describe('Repository list retries', () => {
+  it('retries a failed listing and resumes after the last key it yielded', async () => {
+    const memory = new MemoryBackend();
+    for (let i = 0; i < 5; i++) await memory.put(`k/${i}`, Buffer.from('x'));
+    let calls = 0;
+    const flaky = Object.create(memory) as MemoryBackend;
+    flaky.list = async function* (prefix: string) {
+      calls++;
+      let n = 0;
+      for await (const o of memory.list(prefix)) {
+        if (calls === 1 && n++ === 3) throw new StrataError('Unavailable', 'connection reset');
+        yield o;
+      }
+    };
+    const repo = new Repository('flaky', flaky, await compressors('zstd'), undefined, FAST_RETRY);
+    expect((await repo.listAll('k/')).map((o) => o.key)).toEqual(['k/0', 'k/1', 'k/2', 'k/3', 'k/4']);
+    expect(calls).toBe(2);
   });
 });

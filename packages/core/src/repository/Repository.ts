@@ -107,11 +107,25 @@ export class Repository {
     return this.call('head', key, () => this.backend.head(key));
   }
 
+  /**
+   * Lists with the same retries as single calls. Keys come in lexical order, so a listing that
+   * fails midway resumes after the last key it yielded.
+   */
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
-    try {
-      yield* this.backend.list(prefix);
-    } catch (err) {
-      throw this.wrap(err, 'list', prefix);
+    let last: string | undefined;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        for await (const o of this.backend.list(prefix)) {
+          if (last !== undefined && o.key <= last) continue;
+          last = o.key;
+          yield o;
+        }
+        return;
+      } catch (err) {
+        const wrapped = this.wrap(err, 'list', prefix);
+        if (!wrapped.retryable || attempt >= this.retry.attempts) throw this.final(wrapped, 'list', prefix, attempt);
+        await this.backoff(wrapped, 'list', prefix, attempt);
+      }
     }
   }
 
@@ -199,12 +213,30 @@ export class Repository {
         return await fn();
       } catch (err) {
         const wrapped = this.wrap(err, operation, key);
-        if (!wrapped.retryable || attempt >= attempts) throw wrapped;
-        const delay = this.retry.baseDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random());
-        this.logger.warn({ repo: this.name, operation, key, attempt, err: wrapped.message }, 'retrying storage call');
-        await new Promise((r) => setTimeout(r, delay));
+        if (!wrapped.retryable || attempt >= attempts) throw this.final(wrapped, operation, key, attempt);
+        await this.backoff(wrapped, operation, key, attempt);
       }
     }
+  }
+
+  private async backoff(err: StrataError, operation: string, key: string, attempt: number): Promise<void> {
+    const delay = this.retry.baseDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random());
+    this.logger.warn({ repo: this.name, operation, key, attempt, err: err.message }, 'retrying storage call');
+    await new Promise((r) => setTimeout(r, delay));
+  }
+
+  /** The error a caller sees: it names the repository and its plugin, the operation and the key. */
+  private final(err: StrataError, operation: string, key: string, attempts: number): StrataError {
+    const where = this.describe();
+    if (err.message.includes(where)) return err;
+    const tries = attempts > 1 ? ` (after ${attempts} attempts)` : '';
+    return new StrataError(err.code, `${operation} "${key}" in ${where} failed${tries}: ${err.message}`, {
+      cause: err,
+      operation: err.operation ?? operation,
+      context: err.context,
+      hint: err.hint,
+      retryable: err.retryable,
+    });
   }
 
   private wrap(err: unknown, operation: string, key: string): StrataError {

@@ -6,11 +6,19 @@ export type StorageOperation = 'put' | 'get' | 'head' | 'list' | 'delete';
 
 export interface ChaosOptions {
   /** The 1-based call (counting only `operations`) that fails; the others pass through. */
-  failOnCall: number;
+  failOnCall?: number;
+  /**
+   * Intermittent faults, counted per operation: the first call of each operation fails, then
+   * every Nth after it (1, N+1, 2N+1, ...), so even a short-lived process (one archive-push) meets
+   * a failed read and a failed upload.
+   */
+  failEvery?: number;
   /** Code of the injected error (default Unavailable). */
   code?: ErrorCode;
   /** Whether the injected error is marked retryable (default true). */
   retryable?: boolean;
+  /** Called for each injected fault (before it is thrown). */
+  onFault?: (operation: StorageOperation, key: string) => void;
   /** Operations that count and may fail (default: all). */
   operations?: StorageOperation[];
 }
@@ -20,9 +28,13 @@ export interface ChaosBackend extends StorageBackend {
   readonly calls: Record<StorageOperation, number>;
 }
 
-/** Wraps a backend so that the Nth call fails, as a flaky network or server would, for engine tests. */
+/**
+ * Wraps a backend so that the Nth call (or every Nth call) fails, as a flaky network or server
+ * would, for engine tests. A failed put never reaches the inner backend: nothing is written.
+ */
 export function chaosBackend(inner: StorageBackend, options: ChaosOptions): ChaosBackend {
-  const { failOnCall, code = 'Unavailable', retryable = true, operations } = options;
+  const { failOnCall, failEvery, code = 'Unavailable', retryable = true, operations, onFault } = options;
+  if (failOnCall === undefined && failEvery === undefined) throw new Error('chaosBackend: set failOnCall or failEvery');
   const calls: Record<StorageOperation, number> = { put: 0, get: 0, head: 0, list: 0, delete: 0 };
   let counted = 0;
 
@@ -30,7 +42,8 @@ export function chaosBackend(inner: StorageBackend, options: ChaosOptions): Chao
     calls[operation]++;
     if (operations && !operations.includes(operation)) return;
     counted++;
-    if (counted === failOnCall) {
+    if (counted === failOnCall || (failEvery !== undefined && (calls[operation] - 1) % failEvery === 0)) {
+      onFault?.(operation, key);
       throw new StrataError(code, `injected failure of ${operation} "${key}" (call ${counted})`, {
         operation,
         context: { key },
