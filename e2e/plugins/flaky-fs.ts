@@ -30,7 +30,7 @@ export default definePlugin({
       code: config.code,
       retryable: config.code === 'Unavailable',
       onFault: (op, key) => fs.appendFileSync(config.faultLog, `${process.pid} ${op} ${key}\n`),
-      ...(config.operations ? { operations: config.operations as StorageOperation[] } : {}),
+      ...(config.operations ? { operations: config.operations } : {}),
     });
   },
 });
