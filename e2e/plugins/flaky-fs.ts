@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { z } from 'zod';
 import { definePlugin } from '@strata/core';
-import { chaosBackend, type StorageOperation } from '@strata/core/testing/chaos';
+import { chaosBackend } from '@strata/core/testing/chaos';
 import fsPlugin from '@strata/plugin-fs';
 
 /**
