@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CONTRACT_VERSION, isStrataError, noopLogger, validateConfig } from '@strata/core';
-import { openRepository } from './loadPlugins.js';
+import { openRepository, pluginDataDir } from './loadPlugins.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-plugins-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -74,5 +74,41 @@ describe('openRepository', () => {
   it('names the configured repositories when --repo is unknown', async () => {
     const err = await failure(openRepository(configWith({ plugin: 'fs', path: '/x' }), 'test.yaml', dir, 'nope', noopLogger));
     expect(err.message).toBe('no repository "nope" in the config; configured: r');
+  });
+});
+
+describe('plugins installed with "strata plugins install"', () => {
+  it('are looked for where oclif installs them', async () => {
+    const { Config } = await import('@oclif/core');
+    const agentRoot = path.resolve(import.meta.dirname, '..', '..');
+    for (const env of [{}, { XDG_DATA_HOME: '/xdg' }, { STRATA_DATA_DIR: '/custom' }]) {
+      const saved = { ...process.env };
+      Object.assign(process.env, env);
+      try {
+        const config = await Config.load(agentRoot);
+        expect(pluginDataDir()).toBe(config.dataDir);
+      } finally {
+        for (const k of Object.keys(env)) delete process.env[k];
+        Object.assign(process.env, saved);
+      }
+    }
+  });
+
+  it('are loaded by package name from the data directory', async () => {
+    const data = path.join(dir, 'data');
+    const pkg = path.join(data, 'node_modules', 'strata-plugin-installed');
+    fs.mkdirSync(pkg, { recursive: true });
+    fs.writeFileSync(
+      path.join(pkg, 'package.json'),
+      JSON.stringify({ name: 'strata-plugin-installed', type: 'module', exports: './index.js' }),
+    );
+    fs.copyFileSync(pluginFile('installed', CONTRACT_VERSION), path.join(pkg, 'index.js'));
+    process.env.STRATA_DATA_DIR = data;
+    try {
+      const repo = await openRepository(configWith({ plugin: 'strata-plugin-installed' }), 'test.yaml', dir, undefined, noopLogger);
+      expect(repo.describe()).toBe('repository "r" (installed)');
+    } finally {
+      delete process.env.STRATA_DATA_DIR;
+    }
   });
 });

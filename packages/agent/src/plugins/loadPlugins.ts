@@ -1,3 +1,5 @@
+import { createRequire } from 'node:module';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
@@ -26,6 +28,25 @@ const COPY_DEFAULTS: Record<string, CopyIdentity> = {
   azure: { media: 'object', site: 'offsite' },
 };
 
+/**
+ * Where `strata plugins install` (oclif's plugin manager) puts packages: the same rule oclif
+ * uses for its data directory, so the fast archive-push path that never loads oclif agrees.
+ */
+export function pluginDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.STRATA_DATA_DIR) return env.STRATA_DATA_DIR;
+  return path.join(env.XDG_DATA_HOME ?? path.join(os.homedir(), '.local', 'share'), 'strata');
+}
+
+/** A package installed with `strata plugins install`, as a file URL; undefined when not installed there. */
+function resolveInstalled(specifier: string): string | undefined {
+  if (specifier.startsWith('file:')) return undefined;
+  try {
+    return pathToFileURL(createRequire(path.join(pluginDataDir(), 'package.json')).resolve(specifier)).href;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A name, a package ("strata-plugin-x", "@acme/strata-x") or a path ("./x.js"). */
 async function importPlugin(spec: string, kind: PluginKind, configDir: string): Promise<AnyPlugin> {
   if (kind === 'compression' && BUILTIN_COMPRESSION[spec]) return BUILTIN_COMPRESSION[spec];
@@ -33,7 +54,7 @@ async function importPlugin(spec: string, kind: PluginKind, configDir: string): 
   const specifier = target.startsWith('.') || path.isAbsolute(target) ? pathToFileURL(path.resolve(configDir, target)).href : target;
   let mod: { default?: unknown };
   try {
-    mod = (await import(specifier)) as { default?: unknown };
+    mod = (await import(resolveInstalled(specifier) ?? specifier)) as { default?: unknown };
   } catch (err) {
     throw new StrataError('ConfigInvalid', `cannot load ${kind} plugin "${spec}": ${(err as Error).message}`, {
       cause: err,

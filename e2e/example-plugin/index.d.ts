@@ -1,0 +1,4 @@
+import type { StoragePlugin } from '@strata/core';
+
+declare const plugin: StoragePlugin;
+export default plugin;
