@@ -3,7 +3,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { ObjectInfo } from '@strata/core';
 import { AzureBackend, azureConfigSchema } from '@strata/plugin-azure';
 import { requireEnv } from '@strata/test-servers';
-import { stopAllClusters } from './harness/postgres.js';
+import * as path from 'node:path';
+import { makeScratchDir, stopAllClusters } from './harness/postgres.js';
+import { runStrata, writeStrataConfig } from './harness/strata.js';
 import { pitrWithRepo } from './scenarios/pitrWithRepo.js';
 
 afterAll(() => stopAllClusters(), 120_000);
@@ -50,5 +52,26 @@ describe('Azure Blob Storage as the only repository', () => {
     expect(segments.length).toBeGreaterThanOrEqual(2);
     for (const s of segments) expect(s.size).toBeGreaterThan(0);
     expect((await backend.head(segments[0]!.key))?.tags).toEqual({ cluster: 'main', kind: 'wal' });
+  });
+
+  it('fails with a wrong account key with exit 7, and prints no secret even at debug level', async () => {
+    const scratch = makeScratchDir('strata-e2e-azure-').dir;
+    const config = path.join(scratch, 'strata.yaml');
+    const wrongKey = randomBytes(64).toString('base64');
+    const pg = { dataDir: path.join(scratch, 'pgdata'), socketDir: scratch, port: 5432 };
+    writeStrataConfig(config, pg, scratch, {}, [
+      { name: 'azure', plugin: 'azure', container, prefix, endpoint, account, accountKey: wrongKey },
+    ]);
+    for (const args of [
+      ['info', '--json'],
+      ['info', '--log-level', 'debug'],
+    ]) {
+      const res = await runStrata(args, { config, asPostgres: false });
+      expect(res.code, res.stderr).toBe(7);
+      expect(`${res.stdout}${res.stderr}`).toMatch(/in Azure container \\?"strata-test\\?" was refused \(403/);
+      expect(`${res.stdout}${res.stderr}`).not.toContain(wrongKey);
+      // At debug level the cause is printed too: the sanitized one, without the server's message.
+      if (args.includes('debug')) expect(res.stderr).toMatch(/Cause: Error: RestError 403 AuthorizationFailure/);
+    }
   });
 });
