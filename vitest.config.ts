@@ -11,6 +11,7 @@ export default defineConfig({
     projects: [
       { test: { name: 'core', root: 'packages/core', include: ['src/**/*.test.ts'] } },
       { test: { name: 'plugin-fs', root: 'packages/plugin-fs', include: ['src/**/*.test.ts'] } },
+      { test: { name: 'plugin-azure', root: 'packages/plugin-azure', include: ['src/**/*.test.ts'], testTimeout: 30_000 } },
       { test: { name: 'agent', root: 'packages/agent', include: ['src/**/*.test.ts'] } },
       { test: { name: 'test-servers', root: 'packages/test-servers', include: ['src/**/*.test.ts'] } },
       {
