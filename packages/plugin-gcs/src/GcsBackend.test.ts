@@ -130,6 +130,25 @@ describe('GcsBackend', () => {
     }
   });
 
+  it('maps a server that never answers to Unavailable after timeout seconds', async () => {
+    const sockets = new Set<import('node:net').Socket>();
+    const silent = createServer((socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = silent.address() as { port: number };
+      const slow = new GcsBackend(config('silent', { apiEndpoint: `http://127.0.0.1:${port}`, timeout: 1 }), '/');
+      const started = Date.now();
+      for (const call of [() => slow.head('k'), () => slow.get('k'), () => slow.put('k', Buffer.from('x'))]) {
+        const err = await expectStrataError(call, 'Unavailable');
+        expect(err.message).toMatch(/time/i);
+      }
+      expect(Date.now() - started).toBeLessThan(15_000);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
   it('rejects get of a missing key with NotFound, also for an empty range', async () => {
     await expectStrataError(() => backend.get('no/such/object', { range: { start: 3, end: 3 } }), 'NotFound');
     const err = await expectStrataError(() => backend.get('no/such/object', { range: { start: 0, end: 10 } }), 'NotFound');
@@ -213,6 +232,14 @@ describe('GcsBackend', () => {
     expect(err.code).toBe(code);
     expect(err.message).toContain('put gs://b/p/a/b');
     expect(err.context).toMatchObject({ key: 'a/b', status });
+  });
+
+  it('reads the status and network code a resumable upload that gave up puts only in its message', () => {
+    const place = { operation: 'put', key: 'k', where: 'gs://b/k' };
+    expect(mapGcsError(new Error('Retry limit exceeded - status: 429, statusText: Too Many Requests'), place).code).toBe('RateLimited');
+    const reset = mapGcsError(new Error('Retry limit exceeded - request to http://x failed, code: ECONNRESET'), place);
+    expect(reset.code).toBe('Unavailable');
+    expect(reset.message).toContain('ECONNRESET');
   });
 
   it.skipIf(emulator !== 'firebase')(

@@ -51,7 +51,7 @@ export class GcsBackend implements StorageBackend {
       useAuthWithCustomEndpoint: config.authWithEndpoint ?? config.keyFile !== undefined,
       timeout: config.timeout * 1000,
       // Strata's Repository retries failed calls with backoff; retrying here too would multiply attempts.
-      retryOptions: { autoRetry: false },
+      retryOptions: { autoRetry: false, maxRetries: 0 },
     };
     this.bucket = new Storage(options).bucket(config.bucket);
   }

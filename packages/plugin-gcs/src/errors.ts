@@ -28,19 +28,25 @@ interface ErrorShape {
   cause?: unknown;
 }
 
-/** The HTTP status an error from @google-cloud/storage (ApiError, GaxiosError, upload error) carries. */
+/**
+ * The HTTP status an error from @google-cloud/storage carries: ApiError and upload errors in
+ * `code`, GaxiosError in `status`; a resumable upload that gives up says it only in its message.
+ */
 export function statusOf(err: unknown): number | undefined {
   const e = err as ErrorShape | undefined;
   for (const v of [e?.code, e?.status, e?.response?.status]) if (typeof v === 'number' && v >= 100 && v < 600) return v;
-  return undefined;
+  const gaveUp =
+    typeof e?.message === 'string' ? /^Retry (?:limit exceeded|total time limit exceeded) - status: (\d{3})\b/.exec(e.message) : null;
+  return gaveUp ? Number(gaveUp[1]) : undefined;
 }
 
-/** The first Node/system error code (ECONNREFUSED, …) along the error and its causes. */
+/** The first Node/system error code (ECONNREFUSED, …) along the error and its causes, or named in its message. */
 function systemCodeOf(err: unknown): string | undefined {
   for (let e = err as ErrorShape | undefined, depth = 0; e && depth < 5; e = e.cause as ErrorShape | undefined, depth++) {
     if (typeof e.code === 'string') return e.code;
   }
-  return undefined;
+  const message = (err as ErrorShape | undefined)?.message;
+  return typeof message === 'string' ? [...NETWORK_CODES].find((c) => message.includes(c)) : undefined;
 }
 
 /** Bearer tokens and PEM keys must not travel in messages, even if a library put them there. */
