@@ -138,7 +138,12 @@ describe('GcsBackend', () => {
       const { port } = silent.address() as { port: number };
       const slow = new GcsBackend(config('silent', { apiEndpoint: `http://127.0.0.1:${port}`, timeout: 1 }), '/');
       const started = Date.now();
-      for (const call of [() => slow.head('k'), () => slow.get('k'), () => slow.put('k', Buffer.from('x'))]) {
+      for (const call of [
+        () => slow.head('k'),
+        () => slow.get('k'),
+        () => slow.put('k', Buffer.from('x')),
+        () => slow.put('k', Readable.from([randomBytes(1000)])),
+      ]) {
         const err = await expectStrataError(call, 'Unavailable');
         expect(err.message).toMatch(/time/i);
       }

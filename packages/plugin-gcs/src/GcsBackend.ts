@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
+import { PassThrough, Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Storage, type Bucket, type File, type FileMetadata, type StorageOptions } from '@google-cloud/storage';
 import {
@@ -94,10 +94,35 @@ export class GcsBackend implements StorageBackend {
       preconditionOpts: options.ifNoneMatch ? { ifGenerationMatch: 0 } : undefined,
     });
     try {
-      await pipeline(isBuffer ? Readable.from(body.length > 0 ? [body] : []) : body, upload, { signal: options.signal });
+      if (isBuffer) await pipeline(Readable.from(body.length > 0 ? [body] : []), upload, { signal: options.signal });
+      else await pipeline(body, this.stallWatch(upload), upload, { signal: options.signal });
     } catch (err) {
       throw this.fail(err, 'put', key);
     }
+  }
+
+  /**
+   * The client library sets no timeout on resumable-upload requests, so a server that stops
+   * answering would hang a streamed put forever. This passes the stream through and fails the
+   * upload when neither the source produced nor the upload took a chunk for `timeout` seconds.
+   */
+  private stallWatch(upload: Writable): Transform {
+    const ms = this.config.timeout * 1000;
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        upload.destroy(Object.assign(new Error(`no upload progress for ${this.config.timeout} s (ETIMEDOUT)`), { code: 'ETIMEDOUT' }));
+      }, ms);
+    };
+    upload.on('progress', arm).once('close', () => clearTimeout(timer));
+    arm();
+    return new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        arm();
+        callback(null, chunk);
+      },
+    });
   }
 
   async get(key: string, options: GetOptions = {}): Promise<Readable> {
