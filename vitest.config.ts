@@ -12,6 +12,8 @@ export default defineConfig({
       { test: { name: 'core', root: 'packages/core', include: ['src/**/*.test.ts'] } },
       { test: { name: 'plugin-fs', root: 'packages/plugin-fs', include: ['src/**/*.test.ts'] } },
       { test: { name: 'plugin-azure', root: 'packages/plugin-azure', include: ['src/**/*.test.ts'], testTimeout: 30_000 } },
+      // Against the GCS emulator the global setup starts; the kit's large-object cases need time.
+      { test: { name: 'plugin-gcs', root: 'packages/plugin-gcs', include: ['src/**/*.test.ts'], testTimeout: 60_000 } },
       { test: { name: 'agent', root: 'packages/agent', include: ['src/**/*.test.ts'] } },
       { test: { name: 'test-servers', root: 'packages/test-servers', include: ['src/**/*.test.ts'] } },
       {

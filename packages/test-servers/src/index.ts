@@ -1,3 +1,4 @@
 export type { TestServer } from './types.js';
 export { startAll, requireEnv } from './all.js';
 export { startAzurite } from './azurite.js';
+export { startGcsEmulator } from './gcs.js';

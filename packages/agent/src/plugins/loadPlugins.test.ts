@@ -39,6 +39,20 @@ describe('openRepository', () => {
     expect(repo.describe()).toBe(`repository "r" (fs:${path.join(dir, 'repo')})`);
   });
 
+  it('opens the built-in gcs plugin by its short name and checks its options', async () => {
+    const repo = await openRepository(
+      configWith({ plugin: 'gcs', bucket: 'acme-backups', prefix: 'pg/main', apiEndpoint: 'http://127.0.0.1:9' }),
+      'test.yaml',
+      dir,
+      undefined,
+      noopLogger,
+    );
+    expect(repo.describe()).toBe('repository "r" (gs://acme-backups/pg/main (endpoint http://127.0.0.1:9))');
+    const err = await failure(openRepository(configWith({ plugin: 'gcs', bucket: 'gs://acme' }), 'test.yaml', dir, undefined, noopLogger));
+    expect(err.code).toBe('ConfigInvalid');
+    expect(err.message).toMatch(/repos\[0\]\.bucket: give the bucket name without "gs:\/\/"/);
+  });
+
   it("validates the plugin's own options with their path", async () => {
     const err = await failure(openRepository(configWith({ plugin: 'fs', path: '/x', bogus: 1 }), 'test.yaml', dir, undefined, noopLogger));
     expect(err.code).toBe('ConfigInvalid');
