@@ -1,7 +1,10 @@
+import { startRgw } from './rgw.js';
 import type { TestServer } from './types.js';
 
 /** Each storage server the tests need, by the name STRATA_TEST_SERVERS uses. */
-const STARTERS: Record<string, () => Promise<TestServer>> = {};
+const STARTERS: Record<string, () => Promise<TestServer>> = {
+  s3: startRgw,
+};
 
 /**
  * Starts the named servers (default: all) in parallel. STRATA_TEST_SERVERS=s3,azure narrows it

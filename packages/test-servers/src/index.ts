@@ -1,2 +1,3 @@
 export type { TestServer } from './types.js';
 export { startAll, requireEnv } from './all.js';
+export { startRgw } from './rgw.js';

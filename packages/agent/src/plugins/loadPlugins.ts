@@ -15,7 +15,7 @@ import {
 } from '@strata/core';
 
 /** Short names of the plugins that ship with Strata. */
-const BUILTIN_PACKAGES: Record<string, string> = { fs: '@strata/plugin-fs' };
+const BUILTIN_PACKAGES: Record<string, string> = { fs: '@strata/plugin-fs', s3: '@strata/plugin-s3' };
 const BUILTIN_COMPRESSION: Record<string, AnyPlugin> = { zstd: zstdPlugin, none: nonePlugin };
 
 /** A name, a package ("strata-plugin-x", "@acme/strata-x") or a path ("./x.js"). */
