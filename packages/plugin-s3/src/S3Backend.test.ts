@@ -10,6 +10,9 @@ import { requireEnv } from '@strata/test-servers';
 import { S3Backend } from './S3Backend.js';
 import plugin, { s3ConfigSchema } from './index.js';
 
+// The AWS SDK warns once per process under Node 20; the plugin silences it the same way.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 /** The RGW the global setup started (packages/test-servers/src/rgw.ts). */
 function server() {
   return {

@@ -140,6 +140,10 @@ memstore device bytes = 4294967296
 rgw data = ${dir}/rgw
 rgw frontends = beast endpoint=127.0.0.1:${rgwPort}
 rgw thread pool size = 64
+# Deleted and replaced objects' data is reclaimed by RGW's garbage collector, by default after
+# two hours: in memory, a few large test objects would fill the OSD and stall every write.
+rgw gc obj min wait = 10
+rgw gc processor period = 10
 `;
 }
 
