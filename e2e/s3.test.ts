@@ -44,10 +44,10 @@ describe('S3 (Ceph RGW) as the only repository', () => {
       expect(wal.length).toBeGreaterThanOrEqual(2);
       expect(keys.every((k) => k.startsWith(`${prefix}/main/`))).toBe(true);
 
-      const tagsOf = async (key: string) =>
-        Object.fromEntries(
-          ((await client.send(new GetObjectTaggingCommand({ Bucket: bucket, Key: key }))).TagSet ?? []).map((t) => [t.Key, t.Value]),
-        );
+      const tagsOf = async (key: string): Promise<Record<string, string | undefined>> => {
+        const out = await client.send(new GetObjectTaggingCommand({ Bucket: bucket, Key: key }));
+        return Object.fromEntries((out.TagSet ?? []).map((t) => [t.Key ?? '', t.Value]));
+      };
       expect(await tagsOf(wal[0]!)).toMatchObject({ cluster: 'main', kind: 'wal' });
       const label = /\/(\d{8}-\d{6}F)\/manifest$/.exec(manifest!)![1];
       expect(await tagsOf(manifest!)).toMatchObject({ cluster: 'main', kind: 'manifest', label });
