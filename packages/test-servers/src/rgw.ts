@@ -80,8 +80,10 @@ export async function startRgw(): Promise<TestServer> {
   }
 }
 
-function findBinaries(): (name: string) => string {
-  const dirs = [...(process.env.PATH ?? '').split(path.delimiter), '/usr/bin', '/usr/sbin'].filter(Boolean);
+/** Where each Ceph tool is; fails naming the apt-get command when any is missing. Exported for tests. */
+export function findBinaries(
+  dirs = [...(process.env.PATH ?? '').split(path.delimiter), '/usr/bin', '/usr/sbin'].filter(Boolean),
+): (name: string) => string {
   const found = new Map<string, string>();
   for (const name of BINARIES) {
     for (const d of dirs) {
