@@ -14,6 +14,8 @@ export default defineConfig({
       { test: { name: 'plugin-azure', root: 'packages/plugin-azure', include: ['src/**/*.test.ts'], testTimeout: 30_000 } },
       // Against the GCS emulator the global setup starts; the kit's large-object cases need time.
       { test: { name: 'plugin-gcs', root: 'packages/plugin-gcs', include: ['src/**/*.test.ts'], testTimeout: 60_000 } },
+      // Against the Ceph RGW the global setup starts; the kit streams large objects through it.
+      { test: { name: 'plugin-s3', root: 'packages/plugin-s3', include: ['src/**/*.test.ts'], testTimeout: 30_000 } },
       { test: { name: 'agent', root: 'packages/agent', include: ['src/**/*.test.ts'] } },
       { test: { name: 'test-servers', root: 'packages/test-servers', include: ['src/**/*.test.ts'] } },
       {

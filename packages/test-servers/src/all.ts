@@ -1,11 +1,13 @@
 import { startAzurite } from './azurite.js';
 import { startGcsEmulator } from './gcs.js';
+import { startRgw } from './rgw.js';
 import type { TestServer } from './types.js';
 
 /** Each storage server the tests need, by the name STRATA_TEST_SERVERS uses. */
 const STARTERS: Record<string, () => Promise<TestServer>> = {
   azure: startAzurite,
   gcs: startGcsEmulator,
+  s3: startRgw,
 };
 
 /**

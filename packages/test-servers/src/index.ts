@@ -2,3 +2,4 @@ export type { TestServer } from './types.js';
 export { startAll, requireEnv } from './all.js';
 export { startAzurite } from './azurite.js';
 export { startGcsEmulator } from './gcs.js';
+export { startRgw } from './rgw.js';

@@ -18,7 +18,12 @@ import {
 } from '@strata/core';
 
 /** Short names of the plugins that ship with Strata. */
-const BUILTIN_PACKAGES: Record<string, string> = { fs: '@strata/plugin-fs', azure: '@strata/plugin-azure', gcs: '@strata/plugin-gcs' };
+const BUILTIN_PACKAGES: Record<string, string> = {
+  fs: '@strata/plugin-fs',
+  s3: '@strata/plugin-s3',
+  azure: '@strata/plugin-azure',
+  gcs: '@strata/plugin-gcs',
+};
 const BUILTIN_COMPRESSION: Record<string, AnyPlugin> = { zstd: zstdPlugin, none: nonePlugin };
 /** Media and site of a copy when the config does not say (third-party plugins: unknown until configured). */
 const COPY_DEFAULTS: Record<string, CopyIdentity> = {
