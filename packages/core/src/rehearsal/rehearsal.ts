@@ -497,6 +497,7 @@ function cellText(v: unknown): string {
   if (v === undefined) return '(no row)';
   if (v === null) return 'NULL';
   if (v instanceof Date) return v.toISOString();
-  if (typeof v === 'object') return JSON.stringify(v);
-  return String(v);
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return v.toString();
+  return JSON.stringify(v);
 }
