@@ -131,9 +131,13 @@ export const configSchema = z
           .optional(),
         /** Seconds a job gets to finish after SIGTERM before it is killed. */
         stopTimeout: z.number().positive().default(120),
+        /** Scheduled backups request an immediate checkpoint instead of waiting for a spread one. */
+        startFast: z.boolean().default(false),
+        /** Log level of the jobs the agent runs (their logs join the agent's on stdout). */
+        jobLogLevel: z.enum(['error', 'warn', 'info', 'debug']).default('warn'),
       })
       .strict()
-      .default({ stopTimeout: 120 }),
+      .default({ stopTimeout: 120, startFast: false, jobLogLevel: 'warn' }),
   })
   .strict()
   .superRefine((cfg, ctx) => {
