@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { debianPgBin, freePort, runAsPostgres, stopAllClusters } from './harness/postgres.js';
+import { debianPgBin, freePort, stopAllClusters } from './harness/postgres.js';
 import { STRATA_BIN } from './harness/strata.js';
 import { StrataCluster } from './scenarios/strataCluster.js';
 
@@ -78,6 +78,21 @@ async function waitFor<T>(what: string, fn: () => T | undefined | false, timeout
   }
 }
 
+/** A backup without a manifest that has written a pack: one is being copied now (or was interrupted). */
+const seenIncomplete = new Set<string>();
+function backupInProgress(repoDir: string): boolean {
+  const root = path.join(repoDir, 'main', 'backup');
+  for (const label of fs.existsSync(root) ? fs.readdirSync(root) : []) {
+    if (seenIncomplete.has(label) || fs.existsSync(path.join(root, label, 'manifest'))) continue;
+    const packs = path.join(root, label, 'pack');
+    if (fs.existsSync(packs) && fs.readdirSync(packs).length > 0) {
+      seenIncomplete.add(label);
+      return true;
+    }
+  }
+  return false;
+}
+
 async function scrape(port: number): Promise<string> {
   const res = await fetch(`http://127.0.0.1:${port}/metrics`);
   expect(res.status).toBe(200);
@@ -93,18 +108,40 @@ function metric(text: string, name: string, labels: string): number | undefined 
 describe('strata agent (PostgreSQL 15)', () => {
   it('schedules full, incr and a rehearsal under load, exports metrics, stops cleanly on SIGTERM and recovers from SIGKILL', async () => {
     const t0 = Date.now();
-    const src = await StrataCluster.create({ version: 15 });
+    // Small packs: an interrupted backup has visibly written some when it is stopped.
+    const src = await StrataCluster.create({ version: 15, backup: { packSize: 1024 * 1024 } });
     const base = fs.readFileSync(src.configPath, 'utf8');
     const stateDir = path.join(src.scratch, 'state');
-    await src.pg.pgbench(['-i', '-s', '5', 'postgres']);
+    await src.pg.pgbench(['-i', '-s', '3', 'postgres']);
     // Load for the whole scenario: pgbench against the cluster the agent protects.
-    const load = runAsPostgres(
-      debianPgBin('pgbench'),
-      ['-h', src.pg.socketDir, '-p', String(src.pg.port), '-U', 'postgres', '-T', '90', '-c', '2', '-R', '40', 'postgres'],
+    const asRoot = process.getuid?.() === 0;
+    const pgbenchArgs = [
+      '-h',
+      src.pg.socketDir,
+      '-p',
+      String(src.pg.port),
+      '-U',
+      'postgres',
+      '-T',
+      '300',
+      '-c',
+      '2',
+      '-R',
+      '40',
+      'postgres',
+    ];
+    const load = spawn(
+      asRoot ? 'runuser' : debianPgBin('pgbench'),
+      asRoot ? ['-u', 'postgres', '--', debianPgBin('pgbench'), ...pgbenchArgs] : pgbenchArgs,
       {
-        timeoutMs: 120_000,
+        detached: true,
+        stdio: 'ignore',
       },
     );
+    agents.add(load);
+    const loadDone = new Promise((r) => load.on('exit', r));
+    const phase = (name: string) => console.log(`${name}: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    phase('cluster ready');
 
     // Phase 1: a full every few seconds.
     const port = await freePort();
@@ -117,23 +154,27 @@ describe('strata agent (PostgreSQL 15)', () => {
       60_000,
       diag,
     );
+    phase('full done');
     const fullLabel = afterFull.clusters.main!.lastBackup.full!.label;
     expect(fullLabel).toMatch(/^\d{8}-\d{6}F$/);
 
     // Phase 2 (SIGHUP): incrementals every 3 s and a rehearsal; a rehearsal holds the cluster, so incrs are skipped meanwhile.
     const agentPid = afterFull.pid;
-    writeAgentConfig(src, base, { incr: '*/4 * * * * *', restoreTest: '*/30 * * * * *' }, port);
+    // The rehearsal once, a few seconds from now (cron fires it once a minute at that second).
+    const rehearsalSecond = new Date(Date.now() + 8000).getUTCSeconds();
+    writeAgentConfig(src, base, { incr: '*/4 * * * * *', restoreTest: `${rehearsalSecond} * * * * *` }, port);
     process.kill(agentPid, 'SIGHUP');
     await waitFor('configuration reloaded', () => agent.lines.some((l) => l.includes('configuration reloaded')), 10_000, diag);
     const afterIncr = await waitFor(
       'two incremental backups and a rehearsal',
       () => {
         const s = readState(stateDir)?.clusters.main;
-        return s && (s.jobs.incr?.runs.succeeded ?? 0) >= 2 && s.lastRehearsal && !s.running ? s : undefined;
+        return s && (s.jobs.incr?.runs.succeeded ?? 0) >= 2 && s.lastRehearsal ? s : undefined;
       },
       120_000,
       diag,
     );
+    phase('incrs and rehearsal done');
     expect(afterIncr.lastBackup.incr!.label.startsWith(`${fullLabel}_`)).toBe(true);
     expect(afterIncr.lastRehearsal, diag()).toMatchObject({ passed: true });
     const rto = afterIncr.lastRehearsal!.rtoSeconds!;
@@ -146,7 +187,7 @@ describe('strata agent (PostgreSQL 15)', () => {
     expect(metric(m, 'strata_backup_last_success_timestamp_seconds', 'cluster="main",type="full"')).toBeGreaterThan(t0 / 1000);
     expect(metric(m, 'strata_backup_last_success_timestamp_seconds', 'cluster="main",type="incr"')).toBeGreaterThan(t0 / 1000);
     expect(metric(m, 'strata_backup_last_size_bytes', 'cluster="main",type="full"')).toBe(afterIncr.lastBackup.full!.bytes);
-    expect(metric(m, 'strata_backup_last_size_bytes', 'cluster="main",type="full"')).toBeGreaterThan(70 * 1024 * 1024);
+    expect(metric(m, 'strata_backup_last_size_bytes', 'cluster="main",type="full"')).toBeGreaterThan(40 * 1024 * 1024);
     expect(metric(m, 'strata_rehearsal_last_passed', 'cluster="main"')).toBe(1);
     expect(metric(m, 'strata_rehearsal_rto_seconds', 'cluster="main"')).toBe(rto);
     expect(metric(m, 'strata_rehearsal_rpo_seconds', 'cluster="main"')).toBe(rpo);
@@ -169,10 +210,15 @@ describe('strata agent (PostgreSQL 15)', () => {
     // Phase 3: SIGTERM while a full backup runs.
     writeAgentConfig(src, base, { full: '*/2 * * * * *' }, port);
     process.kill(agentPid, 'SIGHUP');
-    await waitFor('a running full backup', () => readState(stateDir)?.clusters.main?.running?.job === 'full', 30_000, diag);
-    await new Promise((r) => setTimeout(r, 700));
+    await waitFor(
+      'a full backup writing packs',
+      () => readState(stateDir)?.clusters.main?.running?.job === 'full' && backupInProgress(src.repoDir),
+      90_000,
+      diag,
+    );
     process.kill(agentPid, 'SIGTERM');
     const stopped = await agent.exited;
+    phase('stopped by SIGTERM');
     expect(stopped.code, diag()).toBe(0);
     const afterTerm = readState(stateDir)!;
     expect(afterTerm.stoppedAt).toBeDefined();
@@ -203,6 +249,7 @@ describe('strata agent (PostgreSQL 15)', () => {
       ? fs.readFileSync(`/proc/${lock.pid}/stat`, 'utf8').split(') ')[1]![0]
       : 'gone';
     expect(['gone', 'Z']).toContain(procState);
+    phase('killed by SIGKILL');
     const before = readState(stateDir)!.clusters.main!.jobs.full!.runs.succeeded;
     agent = startAgent(src.configPath);
     await waitFor(
@@ -226,7 +273,8 @@ describe('strata agent (PostgreSQL 15)', () => {
     );
     const verify2 = await src.strata(['verify', '--json']);
     expect(verify2.code, verify2.stdout).toBe(0);
-    await load;
+    process.kill(-load.pid!, 'SIGTERM');
+    await loadDone;
     console.log(`agent e2e: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   });
 });

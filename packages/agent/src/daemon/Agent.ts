@@ -139,6 +139,14 @@ export class Agent {
     }
     await this.unschedule();
     this.loaded = next;
+    // Waiting runs of jobs the new config no longer schedules are dropped.
+    for (const [cluster, queue] of this.pending) {
+      const sched = next.config.clusters[cluster]?.schedule;
+      this.pending.set(
+        cluster,
+        queue.filter((k) => sched?.[k] !== undefined),
+      );
+    }
     await this.openRepos();
     this.schedule();
     await this.metrics?.close();
