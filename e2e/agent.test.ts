@@ -6,6 +6,11 @@ import { debianPgBin, freePort, stopAllClusters } from './harness/postgres.js';
 import { STRATA_BIN } from './harness/strata.js';
 import { StrataCluster } from './scenarios/strataCluster.js';
 
+/** Measured numbers go to the test output (the report quotes them). */
+function report(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
 const agents = new Set<ChildProcess>();
 afterAll(async () => {
   for (const a of agents) if (a.exitCode === null && a.signalCode === null) process.kill(-a.pid!, 'SIGKILL');
@@ -46,14 +51,14 @@ function startAgent(configPath: string) {
   agents.add(child);
   const lines: string[] = [];
   let buf = '';
-  child.stdout!.on('data', (b: Buffer) => {
+  child.stdout.on('data', (b: Buffer) => {
     buf += b.toString();
     const parts = buf.split('\n');
     buf = parts.pop()!;
     lines.push(...parts);
   });
   const stderr: string[] = [];
-  child.stderr!.on('data', (b: Buffer) => stderr.push(b.toString()));
+  child.stderr.on('data', (b: Buffer) => stderr.push(b.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on('exit', (code, signal) => resolve({ code, signal })),
   );
@@ -140,7 +145,7 @@ describe('strata agent (PostgreSQL 15)', () => {
     );
     agents.add(load);
     const loadDone = new Promise((r) => load.on('exit', r));
-    const phase = (name: string) => console.log(`${name}: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    const phase = (name: string) => report(`${name}: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     phase('cluster ready');
 
     // Phase 1: a full every few seconds.
@@ -179,7 +184,7 @@ describe('strata agent (PostgreSQL 15)', () => {
     expect(afterIncr.lastRehearsal, diag()).toMatchObject({ passed: true });
     const rto = afterIncr.lastRehearsal!.rtoSeconds!;
     const rpo = afterIncr.lastRehearsal!.rpoSeconds!;
-    console.log(`agent rehearsal: RTO ${rto}s RPO ${rpo}s; incr runs ${JSON.stringify(afterIncr.jobs.incr!.runs)}`);
+    report(`agent rehearsal: RTO ${rto}s RPO ${rpo}s; incr runs ${JSON.stringify(afterIncr.jobs.incr!.runs)}`);
     expect(afterIncr.jobs.restoreTest!.last!.outcome).toBe('succeeded');
     expect(afterIncr.jobs.full).toBeUndefined();
 
@@ -224,7 +229,7 @@ describe('strata agent (PostgreSQL 15)', () => {
     expect(afterTerm.stoppedAt).toBeDefined();
     expect(afterTerm.clusters.main!.running).toBeUndefined();
     const termOutcome = afterTerm.clusters.main!.jobs.full!.last!.outcome;
-    console.log(`full backup at SIGTERM: ${termOutcome}`);
+    report(`full backup at SIGTERM: ${termOutcome}`);
     expect(termOutcome).toBe('interrupted');
     expect(fs.existsSync(path.join(stateDir, 'main.lock'))).toBe(false);
     const verify = await src.strata(['verify', '--json']);
@@ -275,6 +280,6 @@ describe('strata agent (PostgreSQL 15)', () => {
     expect(verify2.code, verify2.stdout).toBe(0);
     process.kill(-load.pid!, 'SIGTERM');
     await loadDone;
-    console.log(`agent e2e: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    report(`agent e2e: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   });
 });

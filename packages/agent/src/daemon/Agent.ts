@@ -261,8 +261,8 @@ export class Agent {
     ];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
     const stdout: Buffer[] = [];
-    child.stdout!.on('data', (b: Buffer) => stdout.push(b));
-    readline.createInterface({ input: child.stderr! }).on('line', (line) => this.forwardJobLog(cluster, kind, child.pid, line));
+    child.stdout.on('data', (b: Buffer) => stdout.push(b));
+    readline.createInterface({ input: child.stderr }).on('line', (line) => this.forwardJobLog(cluster, kind, child.pid, line));
     let resolveDone!: () => void;
     const done = new Promise<void>((r) => (resolveDone = r));
     this.running.set(cluster, { cluster, kind, child, done });
