@@ -1,8 +1,9 @@
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stopAllClusters } from './harness/postgres.js';
-import { runStrata } from './harness/strata.js';
+import { STRATA_BIN, runStrata } from './harness/strata.js';
 import { StrataCluster, chownRecursive } from './scenarios/strataCluster.js';
 
 /** Measured numbers go to the test output (the report quotes them). */
@@ -58,8 +59,34 @@ describe('strata restore-test (PostgreSQL 15)', () => {
     await src.pg.query('UPDATE orders SET note = $1 WHERE id = 1', ['last']);
     await src.switchWalAndWait();
 
+    // Ctrl-C while the scratch cluster runs: it is stopped and removed, nothing is stored.
+    const asRoot = process.getuid?.() === 0;
+    const cmd = [...(asRoot ? ['-u', 'postgres', '--', process.execPath] : []), STRATA_BIN, 'restore-test', '--config', src.configPath];
+    const child = spawn(asRoot ? 'runuser' : process.execPath, cmd, { detached: true, stdio: 'ignore' });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const pidFile = () =>
+      fs
+        .readdirSync(scratchRoot)
+        .map((d) => path.join(scratchRoot, d, 'data', 'postmaster.pid'))
+        .find((f) => fs.existsSync(f));
+    const deadline = Date.now() + 120_000;
+    let postmaster: string | undefined;
+    while (!(postmaster = pidFile())) {
+      if (Date.now() > deadline) throw new Error('the rehearsal cluster did not start within 120 s');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const pmPid = Number(fs.readFileSync(postmaster, 'utf8').split('\n')[0]);
+    process.kill(-child.pid!, 'SIGINT');
+    expect(await exited).toBe(10);
+    expect(fs.readdirSync(scratchRoot)).toEqual([]);
+    // The postmaster is gone (or a zombie nobody reaped yet: state Z).
+    const pmState = fs.existsSync(`/proc/${pmPid}/stat`) ? fs.readFileSync(`/proc/${pmPid}/stat`, 'utf8').split(') ')[1]![0] : 'gone';
+    expect(['gone', 'Z']).toContain(pmState);
+    expect(fs.existsSync(path.join(src.repoDir, 'main', 'rehearsal'))).toBe(false);
+
+    // As root (how CI runs; when root), PostgreSQL runs as the owner of the restored files.
     const started = Date.now();
-    const res = await src.strata(['restore-test', '--json']);
+    const res = await runStrata(['restore-test', '--json'], { config: src.configPath, asPostgres: false, timeoutMs: 300_000 });
     const seconds = (Date.now() - started) / 1000;
     expect(res.code, `${res.stderr}\n${res.stdout}`).toBe(0);
     const r = (res.json as { result: Rehearsal }).result;
@@ -90,10 +117,12 @@ describe('strata restore-test (PostgreSQL 15)', () => {
     // Stored in the repository and shown by info.
     expect(r.key).toMatch(/^main\/rehearsal\/\d{8}-\d{9}$/);
     expect(fs.existsSync(path.join(src.repoDir, ...r.key!.split('/')))).toBe(true);
-    const info = await src.strata(['info', '--json']);
+    // Read by the user that wrote it (the fs plugin writes objects 0640).
+    const info = await runStrata(['info', '--json'], { config: src.configPath, asPostgres: false });
+    expect(info.code, info.stderr).toBe(0);
     const last = (info.json as { result: { lastRehearsal?: Rehearsal } }).result.lastRehearsal;
     expect(last).toMatchObject({ passed: true, label, rtoSeconds: r.rtoSeconds, rpoSeconds: r.rpoSeconds });
-    const human = await src.strata(['info']);
+    const human = await runStrata(['info'], { config: src.configPath, asPostgres: false });
     expect(human.stdout).toContain(`from backup ${label}: PASSED`);
 
     // A segment missing in the middle of the archive: the rehearsal fails and names it.

@@ -44,6 +44,7 @@ interface Scratch {
   logFile: string;
   uid?: number;
   gid?: number;
+  home?: string;
 }
 
 /**
@@ -139,7 +140,8 @@ export async function runRehearsal(opts: RehearsalOptions): Promise<RehearsalRes
   }
   result.finishedAt = new Date().toISOString();
   result.durationSeconds = round((Date.parse(result.finishedAt) - started.getTime()) / 1000);
-  if (opts.store === false) return result;
+  // An interrupted rehearsal is no verdict on the backup: nothing is stored.
+  if (opts.store === false || opts.signal?.aborted) return result;
   const key = await storeRehearsal(opts.repo, result, opts.compression);
   return { ...result, key };
 }
@@ -228,8 +230,22 @@ async function ownScratch(s: Scratch): Promise<void> {
   if (uid === 0) ({ uid, gid } = await userIds('postgres'));
   s.uid = uid;
   s.gid = gid;
-  for (const p of [s.dir, s.socketDir, path.join(s.dir, 'pg_hba.conf'), path.join(s.dir, 'postgresql.conf')])
+  s.home = await homeOf(uid);
+  // Our own files, and those restore writes itself (as root, owned by root) rather than from the backup.
+  const written = ['backup_label', 'tablespace_map', 'recovery.signal', 'standby.signal', 'postgresql.auto.conf'].map((f) =>
+    path.join(s.pgdata, f),
+  );
+  for (const p of [s.dir, s.socketDir, path.join(s.dir, 'pg_hba.conf'), path.join(s.dir, 'postgresql.conf'), ...written])
     await fs.chown(p, uid, gid).catch(() => undefined);
+}
+
+/** The user's home directory: child processes (restore_command) must not try to use root's. */
+async function homeOf(uid: number): Promise<string | undefined> {
+  try {
+    return (await execFileP('getent', ['passwd', String(uid)])).stdout.split(':')[5] || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 async function userIds(user: string): Promise<{ uid: number; gid: number }> {
@@ -265,7 +281,7 @@ function runAsOwner(file: string, args: string[], s: Scratch, timeoutMs: number)
       cwd: s.dir,
       stdio: ['ignore', 'pipe', 'pipe'],
       ...(s.uid !== undefined ? { uid: s.uid, gid: s.gid } : {}),
-      env: { ...process.env, LC_ALL: 'C' },
+      env: { ...process.env, LC_ALL: 'C', ...(s.home ? { HOME: s.home } : {}) },
     });
     let out = '';
     child.stdout.on('data', (b: Buffer) => (out += b.toString()));
