@@ -249,11 +249,10 @@ describe('strata agent (PostgreSQL 15)', () => {
     expect((await agent.exited).signal).toBe('SIGKILL');
     const lock = JSON.parse(fs.readFileSync(path.join(stateDir, 'main.lock'), 'utf8')) as { pid: number; job: string };
     expect(lock.job).toBe('backup --type full');
-    // Gone, or a zombie nobody reaped yet (state Z): either way no longer running.
-    const procState = fs.existsSync(`/proc/${lock.pid}/stat`)
-      ? fs.readFileSync(`/proc/${lock.pid}/stat`, 'utf8').split(') ')[1]![0]
-      : 'gone';
-    expect(['gone', 'Z']).toContain(procState);
+    const procState = () =>
+      fs.existsSync(`/proc/${lock.pid}/stat`) ? fs.readFileSync(`/proc/${lock.pid}/stat`, 'utf8').split(') ')[1]![0] : 'gone';
+    // SIGKILL takes effect asynchronously: wait until the job is gone (or a zombie nobody reaped yet).
+    await waitFor('the killed job to be gone', () => ['gone', 'Z'].includes(procState()!), 10_000, diag);
     phase('killed by SIGKILL');
     const before = readState(stateDir)!.clusters.main!.jobs.full!.runs.succeeded;
     agent = startAgent(src.configPath);
