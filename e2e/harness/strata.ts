@@ -87,6 +87,8 @@ export function writeStrataConfig(
     'repos:',
     ...(repos ?? [{ name: 'local', plugin: 'fs', path: repoDir }]).map((r) => `  - ${JSON.stringify(r)}`),
     'compression: { plugin: zstd, level: 3 }',
+    // Locks and agent state beside the config: every test cluster (all named "main") has its own.
+    ...('stateDir' in extra ? [] : [`stateDir: ${JSON.stringify(path.join(path.dirname(path.resolve(file)), 'state'))}`]),
     ...Object.entries(extra).map(([k, v]) => `${k}: ${JSON.stringify(v)}`),
   ];
   fs.writeFileSync(file, `${lines.join('\n')}\n`);

@@ -1,6 +1,14 @@
 import { Command, Flags, type Interfaces } from '@oclif/core';
 import { pino } from 'pino';
-import { isStrataError, type Logger, type Repository } from '@strata/core';
+import {
+  EXIT_CODES,
+  acquireClusterLock,
+  isStrataError,
+  resolveStateDir,
+  type ClusterLock,
+  type Logger,
+  type Repository,
+} from '@strata/core';
 import { configPath, loadConfig, selectCluster, type LoadedConfig } from './config/loadConfig.js';
 import { openRepository } from './plugins/loadPlugins.js';
 
@@ -46,6 +54,35 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     const { name, cluster } = selectCluster(loaded.config, this.flags.cluster);
     const repo = await openRepository(loaded.config, loaded.path, loaded.dir, this.flags.repo, this.logger);
     return { loaded, clusterName: name, cluster, repo };
+  }
+
+  /** Aborted on SIGINT/SIGTERM once the command holds a cluster lock. */
+  protected readonly abortController = new AbortController();
+  /** Commands that clean up on abort themselves (restore-test) finish their run; others exit at once. */
+  protected gracefulAbort = false;
+
+  /**
+   * Takes the cluster's lock (docs/decisions.md: one job per cluster) for the rest of the command;
+   * a second job on the cluster fails with exit code 9 naming the holder. On SIGINT/SIGTERM the
+   * lock is released before the process exits, so the next job does not have to clear it.
+   */
+  protected async lockCluster(stateDir: string | undefined, clusterName: string, job: string): Promise<ClusterLock> {
+    const dir = await resolveStateDir(stateDir);
+    const lock = await acquireClusterLock(dir, clusterName, job, this.logger);
+    this.onCleanup(() => lock.release());
+    const onSignal = (sig: NodeJS.Signals) => {
+      this.logger.warn({ signal: sig }, 'interrupted');
+      if (this.gracefulAbort && !this.abortController.signal.aborted) {
+        this.abortController.abort();
+        return;
+      }
+      lock.releaseSync();
+      process.stderr.write(`Error: ${this.id ?? 'strata'} interrupted by ${sig}; nothing it wrote becomes visible\n`);
+      process.exit(EXIT_CODES.Aborted);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    return lock;
   }
 
   protected onCleanup(fn: () => Promise<void>): void {

@@ -22,6 +22,7 @@ export default class Backup extends BaseCommand<typeof Backup> {
 
   async run(): Promise<BackupResult & { peakRssBytes: number }> {
     const { loaded, clusterName, cluster, repo } = await this.context();
+    await this.lockCluster(loaded.config.stateDir, clusterName, `backup --type ${this.flags.type ?? 'auto'}`);
     const result = await runBackup({
       repo,
       clusterName,

@@ -18,6 +18,7 @@ export default class Expire extends BaseCommand<typeof Expire> {
   async run(): Promise<ExpireResult> {
     const { loaded, clusterName, repo } = await this.context();
     const dryRun = this.flags['dry-run'];
+    if (!dryRun) await this.lockCluster(loaded.config.stateDir, clusterName, 'expire');
     const result = await runExpire({ repo, cluster: clusterName, policy: loaded.config.retention, dryRun, logger: this.logger });
     const would = dryRun ? 'would remove' : 'removed';
     this.log(`Cluster ${clusterName} in ${repo.describe()}: retention ${describePolicy(result.policy)}${dryRun ? ' (dry run)' : ''}`);

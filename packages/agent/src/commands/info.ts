@@ -1,6 +1,7 @@
 import { clusterReport, type ClusterReport } from '@strata/core';
 import { BaseCommand } from '../BaseCommand.js';
 import { fmtBytes } from './backup.js';
+import { describeRehearsal } from './restore-test.js';
 
 export default class Info extends BaseCommand<typeof Info> {
   static override summary = 'List backups and the archived WAL range per timeline.';
@@ -19,6 +20,8 @@ export default class Info extends BaseCommand<typeof Info> {
     for (const w of report.wal)
       this.log(`  WAL timeline ${w.timeline}: ${w.first} .. ${w.last} (${w.segments} segments, ${fmtBytes(w.bytes)})`);
     if (report.incomplete.length) this.log(`  interrupted backups (not restorable, removed by expire): ${report.incomplete.join(', ')}`);
+    if (report.lastRehearsal) for (const line of describeRehearsal(report.lastRehearsal).slice(0, 3)) this.log(`  ${line}`);
+    else this.log('  no restore rehearsal yet (strata restore-test)');
     return report;
   }
 }

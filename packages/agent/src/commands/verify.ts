@@ -13,7 +13,8 @@ export default class Verify extends BaseCommand<typeof Verify> {
 
   async run(): Promise<VerifyResult> {
     if (this.flags.set !== undefined) assertLabel(this.flags.set);
-    const { clusterName, repo } = await this.context();
+    const { loaded, clusterName, repo } = await this.context();
+    await this.lockCluster(loaded.config.stateDir, clusterName, 'verify');
     const result = await verifyRepository(repo, clusterName, { label: this.flags.set, logger: this.logger });
     this.log(
       `Verified ${result.backups.length} backup(s) and ${result.objectsChecked} objects (${fmtBytes(result.bytesChecked)}) in ${repo.describe()}.`,

@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isStrataError, type StrataError } from '@strata/core';
+import { validateSchedules } from '../daemon/Agent.js';
 import { DEFAULT_CONFIG_PATH, configPath, loadConfig, selectCluster } from './loadConfig.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-config-'));
@@ -42,11 +43,54 @@ describe('loadConfig', () => {
       port: 5432,
       user: 'postgres',
       database: 'postgres',
+      rehearsal: { checks: [], countTables: 5, amcheck: true, timeout: 600 },
+      schedule: {},
     });
+    expect(config.agent).toEqual({ stopTimeout: 120, startFast: false, jobLogLevel: 'warn' });
+    expect(config.stateDir).toBeUndefined();
     expect(config.compression).toEqual({ plugin: 'zstd', level: 3 });
     expect(config.archive.timeout).toBe(120);
     expect(config.backup).toEqual({ superBlockSize: 1024 * 1024, packSize: 16 * 1024 * 1024 });
     expect(config.retention).toEqual({});
+  });
+
+  it('reads schedules, rehearsal checks and the agent section, and names bad keys', async () => {
+    const withCluster = (extra: string, top = '') => minimal.replace(/(  main:\n(?:    .*\n)*)/, `$1${extra}`) + top;
+    const ok = await loadConfig(
+      write(
+        'agent.yaml',
+        withCluster(
+          '    schedule: { full: "0 2 * * 0", restoreTest: "*/5 * * * * *" }\n    rehearsal: { checks: [{ name: n, sql: "select 1", expect: 1 }] }\n',
+          'agent: { metrics: { listen: "127.0.0.1:9187" } }\nstateDir: /srv/state\n',
+        ),
+      ),
+    );
+    expect(ok.config.clusters.main!.schedule).toEqual({ full: '0 2 * * 0', restoreTest: '*/5 * * * * *' });
+    expect(ok.config.clusters.main!.rehearsal.checks).toEqual([{ name: 'n', sql: 'select 1', expect: '1' }]);
+    expect(ok.config.agent.metrics).toEqual({ listen: '127.0.0.1:9187' });
+    expect(ok.config.stateDir).toBe('/srv/state');
+    expect(() => validateSchedules(ok.config)).not.toThrow();
+
+    const bad = await failure(
+      loadConfig(
+        write('agent-bad.yaml', withCluster('    schedule: { weekly: "0 2 * * 0" }\n', 'agent: { metrics: { listen: "0.0.0.0:9187" } }\n')),
+      ),
+    );
+    expect(bad.code).toBe('ConfigInvalid');
+    expect(bad.message).toMatch(/clusters\.main\.schedule: .*weekly/);
+    expect(bad.message).toMatch(/agent\.metrics\.listen: use a loopback address/);
+
+    const cron = await loadConfig(write('cron-bad.yaml', withCluster('    schedule: { incr: "61 * * * *" }\n')));
+    const err = (() => {
+      try {
+        validateSchedules(cron.config);
+      } catch (e) {
+        return e as StrataError;
+      }
+      throw new Error('validateSchedules accepted "61 * * * *"');
+    })();
+    expect(err.code).toBe('ConfigInvalid');
+    expect(err.message).toContain('clusters.main.schedule.incr: "61 * * * *" is not a cron expression');
   });
 
   it('reads retention and refuses bad retention values', async () => {

@@ -4,6 +4,46 @@ const clusterName = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'use letters, digits, "_", "." and "-" (it becomes part of object keys)');
 
+/** A SQL check the restore rehearsal runs on the recovered cluster: the first column of the first row, as text, must equal `expect`. */
+export const rehearsalCheckSchema = z
+  .object({
+    name: z.string().min(1),
+    sql: z.string().min(1),
+    expect: z.union([z.string(), z.number(), z.boolean()]).transform(String),
+    /** Database to run it in (default: the cluster's database). */
+    database: z.string().optional(),
+  })
+  .strict();
+
+export const rehearsalSchema = z
+  .object({
+    checks: z.array(rehearsalCheckSchema).default([]),
+    /** How many of the largest tables get an exact row count. */
+    countTables: z.number().int().min(0).max(100).default(5),
+    /** Run pg_amcheck (heap and btree) when it is installed. */
+    amcheck: z.boolean().default(true),
+    /** Where the scratch data directory goes (default: the system temp directory). */
+    scratchDir: z.string().optional(),
+    /** Seconds to wait for recovery to end and the cluster to promote. */
+    timeout: z.number().positive().default(600),
+  })
+  .strict()
+  .default({ checks: [], countTables: 5, amcheck: true, timeout: 600 });
+
+const cron = z.string().min(1);
+/** When the agent runs each job (cron syntax, optional seconds field). */
+export const scheduleSchema = z
+  .object({
+    full: cron.optional(),
+    incr: cron.optional(),
+    diff: cron.optional(),
+    expire: cron.optional(),
+    verify: cron.optional(),
+    restoreTest: cron.optional(),
+  })
+  .strict()
+  .default({});
+
 export const clusterSchema = z
   .object({
     pgdata: z.string().min(1),
@@ -11,6 +51,10 @@ export const clusterSchema = z
     port: z.number().int().min(1).max(65535).default(5432),
     user: z.string().default('postgres'),
     database: z.string().default('postgres'),
+    /** Directory with this cluster's PostgreSQL server binaries (default: found from the backup's major version). */
+    pgBin: z.string().optional(),
+    rehearsal: rehearsalSchema,
+    schedule: scheduleSchema,
   })
   .strict();
 
@@ -76,6 +120,28 @@ export const configSchema = z
       .strict()
       .default({ superBlockSize: 1024 * 1024, packSize: 16 * 1024 * 1024 }),
     retention: retentionSchema,
+    /** Locks and the agent's job state (default: /var/lib/strata/state, see docs/configuration.md). */
+    stateDir: z.string().optional(),
+    agent: z
+      .object({
+        /** Prometheus metrics endpoint, loopback only, e.g. "127.0.0.1:9187". Absent: no endpoint. */
+        metrics: z
+          .object({
+            listen: z
+              .string()
+              .regex(/^(127\.\d+\.\d+\.\d+|\[::1\]|localhost):\d{1,5}$/, 'use a loopback address and port, e.g. 127.0.0.1:9187'),
+          })
+          .strict()
+          .optional(),
+        /** Seconds a job gets to finish after SIGTERM before it is killed. */
+        stopTimeout: z.number().positive().default(120),
+        /** Scheduled backups request an immediate checkpoint instead of waiting for a spread one. */
+        startFast: z.boolean().default(false),
+        /** Log level of the jobs the agent runs (their logs join the agent's on stdout). */
+        jobLogLevel: z.enum(['error', 'warn', 'info', 'debug']).default('warn'),
+      })
+      .strict()
+      .default({ stopTimeout: 120, startFast: false, jobLogLevel: 'warn' }),
   })
   .strict()
   .superRefine((cfg, ctx) => {
@@ -89,4 +155,6 @@ export const configSchema = z
 export type StrataConfig = z.output<typeof configSchema>;
 export type ClusterConfig = z.output<typeof clusterSchema>;
 export type RepoConfig = z.output<typeof repoSchema>;
+export type RehearsalConfig = z.output<typeof rehearsalSchema>;
+export type ScheduleConfig = z.output<typeof scheduleSchema>;
 export type RetentionPolicy = z.output<typeof retentionSchema>;

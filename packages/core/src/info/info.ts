@@ -2,6 +2,8 @@ import type { Repository } from '../repository/Repository.js';
 import { keys, parseWalObjectName } from '../repository/keys.js';
 import { listBackupLabels, listIncompleteLabels, readManifest } from '../manifest/catalog.js';
 import { SEGMENT_RE } from '../postgres/walNames.js';
+import { latestRehearsal } from '../rehearsal/rehearsalStore.js';
+import type { RehearsalResult } from '../rehearsal/types.js';
 
 export interface BackupSummary {
   label: string;
@@ -38,6 +40,8 @@ export interface ClusterReport {
   incomplete: string[];
   wal: WalRange[];
   histories: string[];
+  /** The newest restore rehearsal (`strata restore-test`), if any. */
+  lastRehearsal?: RehearsalResult;
 }
 
 export async function clusterReport(repo: Repository, cluster: string): Promise<ClusterReport> {
@@ -85,5 +89,6 @@ export async function clusterReport(repo: Repository, cluster: string): Promise<
     incomplete: await listIncompleteLabels(repo, cluster),
     wal: [...ranges.values()].sort((a, b) => a.timeline - b.timeline),
     histories: histories.sort(),
+    lastRehearsal: await latestRehearsal(repo, cluster),
   };
 }

@@ -10,6 +10,9 @@ export const keys = {
   pack: (cluster: string, label: string, n: number) => `${cluster}/backup/${label}/pack/${String(n).padStart(6, '0')}`,
   blockMap: (cluster: string, label: string, n: number) => `${cluster}/backup/${label}/blockmap/${String(n).padStart(6, '0')}`,
   walRoot: (cluster: string) => `${cluster}/wal/`,
+  /** Restore rehearsal results, one sealed object each, named by start time (YYYYMMDD-HHMMSSmmm). */
+  rehearsalRoot: (cluster: string) => `${cluster}/rehearsal/`,
+  rehearsal: (cluster: string, id: string) => `${cluster}/rehearsal/${id}`,
   /** Segments (and their .backup/.partial files) live in one directory per timeline + log id. */
   walDir: (cluster: string, walName: string) =>
     /^[0-9A-F]{24}/.test(walName) ? `${cluster}/wal/${walName.slice(0, 16)}/` : `${cluster}/wal/`,

@@ -1,0 +1,31 @@
+import type { Repository } from '../repository/Repository.js';
+import { keys } from '../repository/keys.js';
+import type { RehearsalResult } from './types.js';
+
+export const REHEARSAL_KIND = 'rehearsal';
+
+/** A sortable id from the rehearsal's start: YYYYMMDD-HHMMSSmmm (UTC). */
+export function rehearsalId(at: Date): string {
+  const s = at.toISOString();
+  return `${s.slice(0, 4)}${s.slice(5, 7)}${s.slice(8, 10)}-${s.slice(11, 13)}${s.slice(14, 16)}${s.slice(17, 19)}${s.slice(20, 23)}`;
+}
+
+/** Stores a rehearsal's result as a write-once sealed object. */
+export async function storeRehearsal(repo: Repository, result: RehearsalResult, compression: string): Promise<string> {
+  const key = keys.rehearsal(result.cluster, rehearsalId(new Date(result.startedAt)));
+  await repo.putSealed(key, REHEARSAL_KIND, result, compression, {
+    ifNoneMatch: true,
+    tags: { cluster: result.cluster, kind: REHEARSAL_KIND, ...(result.label ? { label: result.label } : {}) },
+  });
+  return key;
+}
+
+/** The newest stored rehearsal of a cluster, if any. */
+export async function latestRehearsal(repo: Repository, cluster: string): Promise<RehearsalResult | undefined> {
+  const objs = await repo.listAll(keys.rehearsalRoot(cluster));
+  const newest = objs
+    .map((o) => o.key)
+    .sort()
+    .pop();
+  return newest ? repo.readSealed<RehearsalResult>(newest, REHEARSAL_KIND) : undefined;
+}
