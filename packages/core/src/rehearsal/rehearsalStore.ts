@@ -13,10 +13,7 @@ export function rehearsalId(at: Date): string {
 /** Stores a rehearsal's result as a write-once sealed object. */
 export async function storeRehearsal(repo: Repository, result: RehearsalResult, compression: string): Promise<string> {
   const key = keys.rehearsal(result.cluster, rehearsalId(new Date(result.startedAt)));
-  await repo.putSealed(key, REHEARSAL_KIND, result, compression, {
-    ifNoneMatch: true,
-    tags: { cluster: result.cluster, kind: REHEARSAL_KIND, ...(result.label ? { label: result.label } : {}) },
-  });
+  await repo.putSealed(key, REHEARSAL_KIND, result, compression, { ifNoneMatch: true });
   return key;
 }
 

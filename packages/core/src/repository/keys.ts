@@ -29,7 +29,7 @@ export function parseWalObjectName(fileName: string): { walName: string; sha256:
 /** What an object is, read from its key: every object Strata writes carries this as tags. */
 export interface KeyInfo {
   cluster: string;
-  kind: 'cluster-info' | 'manifest' | 'pack' | 'blockmap' | 'backup-file' | 'wal' | 'history' | 'other';
+  kind: 'cluster-info' | 'manifest' | 'pack' | 'blockmap' | 'backup-file' | 'wal' | 'history' | 'rehearsal' | 'other';
   /** The backup label, for objects of a backup. */
   backup?: string;
 }
@@ -43,6 +43,7 @@ export function describeKey(key: string): KeyInfo {
     const kind = parts[3] === 'manifest' ? 'manifest' : parts[3] === 'pack' ? 'pack' : parts[3] === 'blockmap' ? 'blockmap' : 'backup-file';
     return { cluster, kind, backup };
   }
+  if (parts[1] === 'rehearsal') return { cluster, kind: 'rehearsal' };
   if (parts[1] === 'wal') return { cluster, kind: key.endsWith('.history') || /\.history-/.test(key) ? 'history' : 'wal' };
   return { cluster, kind: 'other' };
 }
