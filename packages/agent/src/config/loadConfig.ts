@@ -1,7 +1,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { parse, YAMLParseError } from 'yaml';
-import { StrataError, validateConfig, type ClusterConfig, type StrataConfig } from '@strata/core';
+import { StrataError, validateConfig, type ClusterConfig, type StrataConfig } from '@strata/core/base';
 
 export const DEFAULT_CONFIG_PATH = '/etc/strata/strata.yaml';
 
