@@ -12,6 +12,8 @@ export interface StrataClusterOptions {
   checksums?: boolean;
   /** The config's repos (default: one fs repository in the scratch directory). */
   repos?: Record<string, unknown>[];
+  /** Extra keys merged into the config's archive section (e.g. async archiving). */
+  archive?: Record<string, unknown>;
 }
 
 /**
@@ -42,7 +44,7 @@ export class StrataCluster {
         max_wal_size: '1GB',
       },
     });
-    writeStrataConfig(configPath, pg, repoDir, { archive: { timeout: 60 }, ...(opts.backup ? { backup: opts.backup } : {}) }, opts.repos);
+    writeStrataConfig(configPath, pg, repoDir, { archive: { timeout: 60, ...opts.archive }, ...(opts.backup ? { backup: opts.backup } : {}) }, opts.repos);
     chownToPostgres(configPath);
     await pg.start({ waitForPromotion: true });
     const c = new StrataCluster(pg, scratch, configPath, repoDir);

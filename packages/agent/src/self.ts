@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const BIN = fileURLToPath(new URL('../bin/run.js', import.meta.url));
+export const BIN = fileURLToPath(new URL('../bin/run.js', import.meta.url));
 
 /** Node flags from the bin script's shebang (`#!/usr/bin/env -S node FLAGS`), so every way of starting strata runs alike. */
 export function nodeFlags(bin = BIN): string[] {

@@ -14,3 +14,5 @@ export { keys, parseWalObjectName } from './repository/keys.js';
 export * from './repository/clusterInfo.js';
 export * from './postgres/walNames.js';
 export * from './wal/archive.js';
+export * from './wal/spool.js';
+export * from './wal/pusher.js';

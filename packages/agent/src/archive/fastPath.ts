@@ -5,6 +5,7 @@ import { createLogger, LOG_LEVELS, type LogLevel } from '../cli/logger.js';
 import { describeError, errorJson, exitCodeFor, formatJson, successJson } from '../cli/output.js';
 import { EXIT_NOT_ARCHIVED, EXIT_STOP_RECOVERY, isNotArchived, runArchiveGet } from './get.js';
 import { runArchivePush } from './push.js';
+import { PUSHER_COMMAND } from './asyncClient.js';
 
 /**
  * archive-push and archive-get without oclif: PostgreSQL runs them once per WAL file, and loading
@@ -28,6 +29,11 @@ const COMMANDS: Record<string, FastCommand> = {
     run: (flags, [walName, dest], logger) => runArchiveGet(flags, walName!, dest!, logger),
     special: (err, [walName]) => (isNotArchived(err, walName) ? EXIT_NOT_ARCHIVED : undefined),
     failureExit: EXIT_STOP_RECOVERY,
+  },
+  // Internal: the background pusher an async archive-push starts (archive/pusher.ts).
+  [PUSHER_COMMAND]: {
+    args: 1,
+    run: async (flags, [walDir], logger) => (await import('./pusher.js')).runArchivePusher(flags, walDir!, logger),
   },
 };
 

@@ -1,9 +1,15 @@
 import { archivePush, type ArchivePushResult, type Logger } from '@strata/core/base';
 import { loadClusterContext, openRepositoryFor, type GlobalFlags } from '../cli/context.js';
+import { pushAsync } from './asyncClient.js';
 
 /** archive-push, shared by the oclif command and the fast path (archive/fastPath.ts). */
 export async function runArchivePush(flags: GlobalFlags, walPath: string, logger: Logger): Promise<ArchivePushResult> {
   const ctx = await loadClusterContext(flags);
+  if (ctx.loaded.config.archive.async) {
+    const result = await pushAsync(ctx, flags, walPath, logger);
+    logger.info({ wal: result.walName, stored: result.storedBytes, again: result.alreadyArchived, async: true }, 'archived');
+    return result;
+  }
   const repo = await openRepositoryFor(ctx, flags, logger);
   const result = await archivePush({
     repo,

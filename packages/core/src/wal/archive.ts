@@ -55,17 +55,12 @@ export async function findWalObjects(repo: Repository, cluster: string, walName:
 export async function archivePush(opts: ArchivePushOptions): Promise<ArchivePushResult> {
   const { repo, cluster, walPath } = opts;
   const log = opts.logger ?? noopLogger;
-  const walName = path.basename(walPath);
-  if (!isWalFileName(walName)) {
-    throw new StrataError('InvalidArgument', `"${walName}" is not a WAL file name`, {
-      hint: "use archive_command = 'strata archive-push %p' so PostgreSQL passes the file's path",
-    });
-  }
+  const walName = walNameOf(walPath);
   let data: Buffer;
   try {
     data = await fs.readFile(walPath);
   } catch (err) {
-    throw new StrataError('NotFound', `cannot read WAL file ${walPath}: ${(err as Error).message}`, { cause: err });
+    throw unreadableWal(walPath, err);
   }
   const info = await readClusterInfo(repo, cluster);
   if (SEGMENT_RE.test(walName)) {
@@ -98,6 +93,21 @@ export async function archivePush(opts: ArchivePushOptions): Promise<ArchivePush
   // Another writer may have stored different bytes under this name meanwhile: say so now.
   checkExisting(await findWalObjects(repo, cluster, walName), walName, sha256, repo);
   return { walName, key, sha256, size: data.length, storedBytes: body.length, alreadyArchived: false };
+}
+
+/** The WAL file name of archive-push's %p argument; InvalidArgument for anything else. */
+export function walNameOf(walPath: string): string {
+  const walName = path.basename(walPath);
+  if (!isWalFileName(walName)) {
+    throw new StrataError('InvalidArgument', `"${walName}" is not a WAL file name`, {
+      hint: "use archive_command = 'strata archive-push %p' so PostgreSQL passes the file's path",
+    });
+  }
+  return walName;
+}
+
+export function unreadableWal(walPath: string, err: unknown): StrataError {
+  return new StrataError('NotFound', `cannot read WAL file ${walPath}: ${(err as Error).message}`, { cause: err });
 }
 
 function checkExisting(existing: WalObject[], walName: string, sha256: string, repo: Repository): WalObject | undefined {

@@ -1,0 +1,233 @@
+import * as fs from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { ERROR_CODES, StrataError, toStrataError, type ErrorCode } from '../errors/index.js';
+import type { ArchivePushResult } from './archive.js';
+
+/**
+ * The durable spool of asynchronous archiving (docs/decisions.md): one directory per cluster and
+ * repository holding a marker per WAL file the background pusher has handled, and the pusher's
+ * lock. `<wal>.ok` exists only once the file is stored in the repository (it is written after
+ * archivePush resolved, fsynced with its directory); `<wal>.error` says why the last attempt failed.
+ * PostgreSQL is told "done" only by archive-push finding an `.ok` marker for the very file it
+ * passed (same device, inode, size and mtime), so a crash anywhere re-pushes a file (idempotent)
+ * and never acknowledges one that is not stored.
+ */
+export interface FileIdentity {
+  dev: number;
+  ino: number;
+  size: number;
+  mtimeMs: number;
+}
+
+export interface StoredMarker {
+  result: ArchivePushResult;
+  source: FileIdentity;
+}
+
+export interface ErrorMarker {
+  code: ErrorCode;
+  message: string;
+  hint?: string;
+  context: Record<string, string | number | boolean | undefined>;
+}
+
+export type SpoolState = { kind: 'stored'; result: ArchivePushResult } | { kind: 'error'; error: StrataError } | undefined;
+
+const OK = '.ok';
+const ERROR = '.error';
+const LOCK = 'pusher.lock';
+
+export function spoolDir(spoolPath: string, cluster: string, repo: string): string {
+  return path.join(spoolPath, cluster, repo, 'archive-push');
+}
+
+export async function fileIdentity(file: string): Promise<FileIdentity> {
+  const s = await fs.stat(file);
+  return { dev: s.dev, ino: s.ino, size: s.size, mtimeMs: s.mtimeMs };
+}
+
+function sameFile(a: FileIdentity, b: FileIdentity): boolean {
+  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
+}
+
+export class ArchiveSpool {
+  constructor(readonly dir: string) {}
+
+  async create(): Promise<void> {
+    try {
+      await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new StrataError('PermissionDenied', `cannot create the archive spool ${this.dir}: ${(err as Error).message}`, {
+        cause: err,
+        hint: 'set archive.spoolPath to a local directory the user running PostgreSQL can write',
+      });
+    }
+  }
+
+  /** Markers present, by WAL name. One readdir, for the pusher's scan. */
+  async markers(): Promise<{ stored: Set<string>; failed: Set<string> }> {
+    const stored = new Set<string>();
+    const failed = new Set<string>();
+    for (const f of await fs.readdir(this.dir)) {
+      if (f.endsWith(OK)) stored.add(f.slice(0, -OK.length));
+      else if (f.endsWith(ERROR)) failed.add(f.slice(0, -ERROR.length));
+    }
+    return { stored, failed };
+  }
+
+  /** Durable: the marker and its directory entry are on disk before this resolves. */
+  async writeStored(walName: string, marker: StoredMarker): Promise<void> {
+    await this.writeDurably(walName + OK, JSON.stringify(marker));
+  }
+
+  async writeError(walName: string, err: unknown): Promise<void> {
+    const e = toStrataError(err);
+    const marker: ErrorMarker = { code: e.code, message: e.message, hint: e.hint, context: e.context };
+    // An error marker only makes archive-push fail sooner: it need not survive a crash.
+    const tmp = path.join(this.dir, `${walName}${ERROR}.tmp-${process.pid}`);
+    await fs.writeFile(tmp, JSON.stringify(marker));
+    await fs.rename(tmp, path.join(this.dir, walName + ERROR));
+  }
+
+  async clearError(walName: string): Promise<void> {
+    await fs.rm(path.join(this.dir, walName + ERROR), { force: true });
+  }
+
+  /**
+   * What archive-push tells PostgreSQL for `walPath`: stored (the marker is consumed), the last
+   * error (consumed, so the next attempt retries), or nothing yet. A stored marker for another
+   * file of the same name (a restored cluster reusing names) is stale: it is removed, never trusted.
+   */
+  async take(walPath: string): Promise<SpoolState> {
+    const walName = path.basename(walPath);
+    const ok = path.join(this.dir, walName + OK);
+    const stored = await readJson<StoredMarker>(ok);
+    if (stored) {
+      await fs.rm(ok, { force: true });
+      if (sameFile(stored.source, await fileIdentity(walPath))) return { kind: 'stored', result: stored.result };
+    }
+    const errFile = path.join(this.dir, walName + ERROR);
+    const failed = await readJson<ErrorMarker>(errFile);
+    if (failed) {
+      await fs.rm(errFile, { force: true });
+      const code = (ERROR_CODES as readonly string[]).includes(failed.code) ? failed.code : 'Internal';
+      return { kind: 'error', error: new StrataError(code, failed.message, { hint: failed.hint, context: failed.context }) };
+    }
+    return undefined;
+  }
+
+  /** Removes markers of WAL files PostgreSQL no longer asks about (acknowledged or gone). */
+  async prune(keep: ReadonlySet<string>): Promise<void> {
+    for (const f of await fs.readdir(this.dir)) {
+      const walName = f.endsWith(OK) ? f.slice(0, -OK.length) : f.endsWith(ERROR) ? f.slice(0, -ERROR.length) : undefined;
+      if (walName !== undefined && !keep.has(walName)) await fs.rm(path.join(this.dir, f), { force: true });
+    }
+  }
+
+  private async writeDurably(name: string, text: string): Promise<void> {
+    const tmp = path.join(this.dir, `${name}.tmp-${process.pid}`);
+    const handle = await fs.open(tmp, 'w', 0o600);
+    try {
+      await handle.writeFile(text);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.rename(tmp, path.join(this.dir, name));
+    await syncDir(this.dir);
+  }
+
+  /**
+   * Takes the single-pusher lock: true when this process holds it. A lock left by a process that
+   * no longer exists (crash, kill -9) is taken over. Two pushers at once would only duplicate work
+   * (pushes are idempotent), so the lock saves effort; it is not what keeps WAL safe.
+   */
+  async lock(pid = process.pid): Promise<boolean> {
+    const file = path.join(this.dir, LOCK);
+    const mine = lockText(pid);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        await fs.writeFile(file, mine, { flag: 'wx', mode: 0o600 });
+        return true;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      if (this.holder() !== undefined) return false;
+      // Stale: replace it atomically, then check nobody else replaced it at the same moment.
+      const tmp = `${file}.tmp-${pid}`;
+      await fs.writeFile(tmp, mine, { mode: 0o600 });
+      await fs.rename(tmp, file);
+      if ((await fs.readFile(file, 'utf8').catch(() => '')) === mine) return true;
+    }
+    return false;
+  }
+
+  async unlock(pid = process.pid): Promise<void> {
+    const file = path.join(this.dir, LOCK);
+    if ((await fs.readFile(file, 'utf8').catch(() => '')) === lockText(pid)) await fs.rm(file, { force: true });
+  }
+
+  /** The pid of the live process holding the lock, if any. */
+  holder(): number | undefined {
+    let text: string;
+    try {
+      text = readFileSync(path.join(this.dir, LOCK), 'utf8');
+    } catch {
+      return undefined;
+    }
+    const [pidText, started] = text.split('\n');
+    const pid = Number(pidText);
+    if (!Number.isInteger(pid) || pid <= 0) return undefined;
+    return processStartTime(pid) === started && started !== undefined ? pid : undefined;
+  }
+}
+
+function lockText(pid: number): string {
+  return `${pid}\n${processStartTime(pid) ?? ''}\n`;
+}
+
+/**
+ * A process's start time (Linux /proc/<pid>/stat field 22), so a lock whose pid was reused by
+ * another process reads as stale. Elsewhere, "the pid exists" has to do.
+ */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && process.platform === 'linux') return undefined;
+    try {
+      process.kill(pid, 0);
+      return 'alive';
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'EPERM' ? 'alive' : undefined;
+    }
+  }
+}
+
+async function readJson<T>(file: string): Promise<T | undefined> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    // Only a torn write of a marker that was never acknowledged: forget it, the push is repeated.
+    await fs.rm(file, { force: true });
+    return undefined;
+  }
+}
+
+export async function syncDir(dir: string): Promise<void> {
+  const handle = await fs.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
