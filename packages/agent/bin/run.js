@@ -6,8 +6,9 @@
 
 // PostgreSQL runs archive-push/archive-get once per WAL file: they skip oclif (src/archive/fastPath.ts)
 // unless their arguments need it (--help, a mistake), which then goes through oclif as usual.
+// STRATA_FAST_PATH=0 sends them through oclif too (to measure the difference).
 const command = process.argv[2];
-const fast = ['archive-push', 'archive-get', 'archive-push-async'].includes(command);
+const fast = ['archive-push', 'archive-get', 'archive-push-async'].includes(command) && process.env.STRATA_FAST_PATH !== '0';
 if (!(fast && (await (await import('../dist/archive/fastPath.js')).runFast(process.argv.slice(2))))) {
   const { execute, settings } = await import('@oclif/core');
   // Always run the built commands: oclif would otherwise look for TypeScript sources whenever

@@ -1,18 +1,19 @@
 import type { Logger } from '@strata/core/base';
-import { isStrataError } from '@strata/core/base';
+import { isStrataError } from '@strata/core/errors';
 import type { GlobalFlags } from '../cli/context.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../cli/logger.js';
 import { describeError, errorJson, exitCodeFor, formatJson, successJson } from '../cli/output.js';
-import { EXIT_NOT_ARCHIVED, EXIT_STOP_RECOVERY, isNotArchived, runArchiveGet } from './get.js';
-import { runArchivePush } from './push.js';
-import { PUSHER_COMMAND } from './asyncClient.js';
+import { PUSHER_COMMAND, pushAsync } from './asyncClient.js';
+import { EXIT_NOT_ARCHIVED, EXIT_STOP_RECOVERY, isNotArchived } from './recoveryExit.js';
+import { readCachedTarget } from './targetCache.js';
 
 /**
  * archive-push and archive-get without oclif: PostgreSQL runs them once per WAL file, and loading
  * oclif and the command tree costs more than pushing a segment. bin/run.js sends these two
  * commands here; anything this parser does not recognise (--help, an unknown or repeated flag, a
  * missing argument) goes back to oclif, so its messages and exit codes stay the only ones.
- * The commands themselves are shared with the oclif classes (archive/push.ts, archive/get.ts).
+ * The commands themselves are shared with the oclif classes (archive/push.ts, archive/get.ts) and
+ * loaded only when needed: an async archive-push with a cached target needs neither.
  */
 interface FastCommand {
   args: number;
@@ -23,10 +24,18 @@ interface FastCommand {
 }
 
 const COMMANDS: Record<string, FastCommand> = {
-  'archive-push': { args: 1, run: (flags, [walPath], logger) => runArchivePush(flags, walPath!, logger) },
+  'archive-push': {
+    args: 1,
+    run: async (flags, [walPath], logger) => {
+      const target = readCachedTarget(flags);
+      if (target) return pushAsync(target, walPath!, flags, logger);
+      return (await import('./push.js')).runArchivePush(flags, walPath!, logger);
+    },
+  },
   'archive-get': {
     args: 2,
-    run: (flags, [walName, dest], logger) => runArchiveGet(flags, walName!, dest!, logger),
+    run: async (flags, [walName, dest], logger) => (await import('./get.js')).runArchiveGet(flags, walName!, dest!, logger),
+    // Exit 1, quietly, only when the file is simply not archived; any other failure stops recovery.
     special: (err, [walName]) => (isNotArchived(err, walName) ? EXIT_NOT_ARCHIVED : undefined),
     failureExit: EXIT_STOP_RECOVERY,
   },

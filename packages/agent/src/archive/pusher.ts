@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
-import { runPusher, StrataError, type ArchivePushResult, type ErrorCode, type Logger, type PusherResult } from '@strata/core/base';
+import { ArchiveSpool, runPusher, StrataError, type ArchivePushResult, type ErrorCode, type Logger, type PusherResult } from '@strata/core/base';
 import { loadClusterContext, type GlobalFlags } from '../cli/context.js';
-import { spoolFor } from './asyncClient.js';
+import { asyncTargetOf } from './asyncClient.js';
 import type { WorkerReply, WorkerRequest } from './pushWorker.js';
 
 /** How long the background pusher waits for new ready files before it exits. */
@@ -14,7 +14,7 @@ export const PUSHER_IDLE_MS = 10_000;
  */
 export async function runArchivePusher(flags: GlobalFlags, walDir: string, logger: Logger): Promise<PusherResult | undefined> {
   const ctx = await loadClusterContext(flags);
-  const spool = spoolFor(ctx, flags);
+  const spool = new ArchiveSpool(asyncTargetOf(ctx, flags).spoolDir);
   await spool.create();
   if (!(await spool.lock())) {
     logger.debug({ holder: spool.holder() }, 'another pusher holds the lock');

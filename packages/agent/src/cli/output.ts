@@ -1,4 +1,4 @@
-import { isStrataError } from '@strata/core/base';
+import { isStrataError } from '@strata/core/errors';
 
 /**
  * What every command prints, whether it runs through oclif (BaseCommand) or through the archive

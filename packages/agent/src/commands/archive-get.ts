@@ -1,7 +1,8 @@
 import { Args } from '@oclif/core';
 import type { WalObject } from '@strata/core/base';
 import { BaseCommand } from '../BaseCommand.js';
-import { EXIT_NOT_ARCHIVED, EXIT_STOP_RECOVERY, isNotArchived, runArchiveGet } from '../archive/get.js';
+import { runArchiveGet } from '../archive/get.js';
+import { EXIT_NOT_ARCHIVED, EXIT_STOP_RECOVERY, isNotArchived } from '../archive/recoveryExit.js';
 
 export default class ArchiveGet extends BaseCommand<typeof ArchiveGet> {
   static override summary = "Fetch one WAL file from the repository (PostgreSQL's restore_command).";

@@ -3,17 +3,14 @@ import * as path from 'node:path';
 import { parse, YAMLParseError } from 'yaml';
 import { StrataError, validateConfig, type ClusterConfig, type StrataConfig } from '@strata/core/base';
 
-export const DEFAULT_CONFIG_PATH = '/etc/strata/strata.yaml';
+import { DEFAULT_CONFIG_PATH, configPath } from './configPath.js';
+
+export { DEFAULT_CONFIG_PATH, configPath };
 
 export interface LoadedConfig {
   path: string;
   dir: string;
   config: StrataConfig;
-}
-
-/** Lookup order: --config, then STRATA_CONFIG, then /etc/strata/strata.yaml. */
-export function configPath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
-  return path.resolve(flag ?? env.STRATA_CONFIG ?? DEFAULT_CONFIG_PATH);
 }
 
 export async function loadConfig(file: string): Promise<LoadedConfig> {

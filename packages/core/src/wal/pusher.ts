@@ -65,12 +65,14 @@ export async function runPusher(opts: PusherOptions): Promise<PusherResult> {
     }
   };
 
-  await spool.prune(new Set(readyFiles(statusDir)));
   let lastWork = Date.now();
   try {
     for (;;) {
+      // Markers first, then the ready list: a marker whose file is no longer ready was acknowledged.
       const { stored, failed } = await spool.markers();
-      for (const walName of readyFiles(statusDir)) {
+      const ready = readyFiles(statusDir);
+      await spool.prune(new Set([...ready, ...inFlight]), { stored, failed });
+      for (const walName of ready) {
         if (inFlight.size >= processMax) break;
         if (inFlight.has(walName) || stored.has(walName) || failed.has(walName)) continue;
         inFlight.add(walName);
@@ -98,7 +100,6 @@ export async function runPusher(opts: PusherOptions): Promise<PusherResult> {
   } finally {
     watcher?.close();
   }
-  await spool.prune(new Set(readyFiles(statusDir)));
   return counts;
 }
 

@@ -95,17 +95,19 @@ export class ArchiveSpool {
   }
 
   /**
-   * What archive-push tells PostgreSQL for `walPath`: stored (the marker is consumed), the last
-   * error (consumed, so the next attempt retries), or nothing yet. A stored marker for another
-   * file of the same name (a restored cluster reusing names) is stale: it is removed, never trusted.
+   * What archive-push tells PostgreSQL for `walPath`: stored, the last error (consumed, so the
+   * next attempt retries), or nothing yet. A stored marker stays until the pusher sees PostgreSQL
+   * has marked the file done (prune): removed any earlier, the pusher would store the file again
+   * in the moment before PostgreSQL renames its .ready. A stored marker for another file of the
+   * same name (a restored cluster reusing names) is stale: it is removed, never trusted.
    */
   async take(walPath: string): Promise<SpoolState> {
     const walName = path.basename(walPath);
     const ok = path.join(this.dir, walName + OK);
     const stored = await readJson<StoredMarker>(ok);
     if (stored) {
-      await fs.rm(ok, { force: true });
       if (sameFile(stored.source, await fileIdentity(walPath))) return { kind: 'stored', result: stored.result };
+      await fs.rm(ok, { force: true });
     }
     const errFile = path.join(this.dir, walName + ERROR);
     const failed = await readJson<ErrorMarker>(errFile);
@@ -117,11 +119,13 @@ export class ArchiveSpool {
     return undefined;
   }
 
-  /** Removes markers of WAL files PostgreSQL no longer asks about (acknowledged or gone). */
-  async prune(keep: ReadonlySet<string>): Promise<void> {
-    for (const f of await fs.readdir(this.dir)) {
-      const walName = f.endsWith(OK) ? f.slice(0, -OK.length) : f.endsWith(ERROR) ? f.slice(0, -ERROR.length) : undefined;
-      if (walName !== undefined && !keep.has(walName)) await fs.rm(path.join(this.dir, f), { force: true });
+  /** Removes the given markers of WAL files PostgreSQL no longer asks about (acknowledged or gone). */
+  async prune(keep: ReadonlySet<string>, markers: { stored: ReadonlySet<string>; failed: ReadonlySet<string> }): Promise<void> {
+    for (const [names, ext] of [
+      [markers.stored, OK],
+      [markers.failed, ERROR],
+    ] as const) {
+      for (const walName of names) if (!keep.has(walName)) await fs.rm(path.join(this.dir, walName + ext), { force: true });
     }
   }
 
@@ -139,7 +143,7 @@ export class ArchiveSpool {
   }
 
   /**
-   * Takes the single-pusher lock: true when this process holds it. A lock left by a process that
+   * Takes the single-pusher lock for `pid`: true when that process holds it. A lock left by a process that
    * no longer exists (crash, kill -9) is taken over. Two pushers at once would only duplicate work
    * (pushes are idempotent), so the lock saves effort; it is not what keeps WAL safe.
    */
@@ -153,7 +157,9 @@ export class ArchiveSpool {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
-      if (this.holder() !== undefined) return false;
+      const holder = this.holder();
+      // An async archive-push takes the lock for the pusher it spawns, so it is already ours.
+      if (holder !== undefined) return holder === pid;
       // Stale: replace it atomically, then check nobody else replaced it at the same moment.
       const tmp = `${file}.tmp-${pid}`;
       await fs.writeFile(tmp, mine, { mode: 0o600 });
