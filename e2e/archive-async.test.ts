@@ -87,7 +87,7 @@ describe('asynchronous WAL archiving (PostgreSQL 15)', () => {
 
   it('stores many segments ahead in parallel, none acknowledged before it is stored, and PITR replays them', async () => {
     const label = await src.backup();
-    const last = await makeSegments(src, 24);
+    const last = await makeSegments(src, 16);
     await waitArchived(src, last);
     expectNothingAcknowledgedUnstored(src);
     expect((await archiver(src)).failed).toBe(0);
@@ -107,7 +107,7 @@ describe('asynchronous WAL archiving (PostgreSQL 15)', () => {
     await restored.start({ waitForPromotion: true, timeoutMs: 120_000 });
     const got = await restored.query<{ n: string; s: string }>('SELECT count(*)::text AS n, md5(string_agg(v, \',\' ORDER BY id, v)) AS s FROM t');
     expect(got).toEqual(expected);
-    expect(Number(got[0]!.n)).toBe(24 * 2000);
+    expect(Number(got[0]!.n)).toBe(16 * 2000);
     await restored.stop();
   });
 

@@ -1,9 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { closeSync, openSync, renameSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import type { ArchivePushResult, Logger } from '@strata/core/base';
 import { StrataError } from '@strata/core/errors';
-import { unreadableWal, walNameOf } from '@strata/core/wal/archive';
+import { unreadableWal, walNameOf } from '@strata/core/wal/walFile';
 import { ArchiveSpool, fileIdentity, spoolDir } from '@strata/core/wal/spool';
 import type { ClusterContext, GlobalFlags } from '../cli/context.js';
 import { BIN } from '../self.js';
@@ -77,7 +77,7 @@ export async function pushAsync(target: AsyncTarget, walPath: string, flags: Glo
       const starting = started !== undefined && started.exitCode === null && started.signalCode === null;
       if (!starting && spool.holder() === undefined) {
         await spool.create();
-        started = startPusher(spool, target, flags, path.dirname(path.resolve(walPath)), logger);
+        started = await startPusher(spool, target, flags, path.dirname(path.resolve(walPath)), logger);
         // Held on the child's behalf at once, so the next archive-push does not start another one.
         if (started.pid !== undefined) await spool.lock(started.pid);
       }
@@ -92,7 +92,9 @@ export async function pushAsync(target: AsyncTarget, walPath: string, flags: Glo
   }
 }
 
-function startPusher(spool: ArchiveSpool, target: AsyncTarget, flags: GlobalFlags, walDir: string, logger: Logger): ChildProcess {
+async function startPusher(spool: ArchiveSpool, target: AsyncTarget, flags: GlobalFlags, walDir: string, logger: Logger): Promise<ChildProcess> {
+  // Loaded only here: most calls find their answer in the spool and never start anything.
+  const { spawn } = await import('node:child_process');
   const args = [...process.execArgv, BIN, PUSHER_COMMAND, walDir, '--config', target.configPath, '--cluster', target.clusterName];
   if (target.repo !== undefined) args.push('--repo', target.repo);
   if (flags['log-level'] !== undefined) args.push('--log-level', flags['log-level']);

@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { GlobalFlags } from '../cli/context.js';
@@ -9,62 +8,72 @@ import type { AsyncTarget } from './asyncClient.js';
 /**
  * Remembers, per config file and --cluster/--repo, where an async archive-push finds its spool,
  * so the next call skips parsing and validating the config (the YAML parser and the schemas
- * cost several times Node's own start-up). An entry is used only while the config file is
- * unchanged: same device, inode, size, mtime and ctime; anything else takes the full path, which
- * validates the config and writes a new entry. Lives in the user's cache directory
+ * cost several times Node's own start-up). An entry is used only while the config file holds the
+ * very text that was validated (length and a hash; never the text itself, which may hold
+ * secrets); anything else takes the full path, which validates the config and writes a new entry. Lives in the user's cache directory
  * ($XDG_CACHE_HOME, or .cache in the account's home directory, then strata/); failing to write it only costs speed.
  */
 interface Entry {
   version: 1;
+  key: string;
   config: Stamp;
   target: AsyncTarget;
 }
 
 interface Stamp {
-  dev: number;
-  ino: number;
-  size: number;
-  mtimeMs: number;
-  ctimeMs: number;
+  length: number;
+  hash: string;
 }
 
-function stamp(file: string): Stamp {
-  const s = statSync(file);
-  return { dev: s.dev, ino: s.ino, size: s.size, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs };
+function stampOf(text: string): Stamp {
+  return { length: text.length, hash: fnv1a(text) };
 }
 
-function entryFile(flags: GlobalFlags, env: NodeJS.ProcessEnv): string {
-  const key = createHash('sha256')
-    .update(JSON.stringify([configPath(flags.config, env), flags.cluster ?? null, flags.repo ?? null]))
-    .digest('hex')
-    .slice(0, 32);
+function entryKey(flags: GlobalFlags, env: NodeJS.ProcessEnv): string {
+  return JSON.stringify([configPath(flags.config, env), flags.cluster ?? null, flags.repo ?? null]);
+}
+
+function entryFile(key: string, env: NodeJS.ProcessEnv): string {
   // The account's own home, not $HOME: under runuser or sudo $HOME may be another user's.
   const base = env.XDG_CACHE_HOME || path.join(os.userInfo().homedir, '.cache');
-  return path.join(base, 'strata', `archive-${key}.json`);
+  return path.join(base, 'strata', `archive-${fnv1a(key)}.json`);
+}
+
+/** A cheap 64-bit hash (node:crypto costs more to load than this whole client); entries carry their key. */
+function fnv1a(text: string): string {
+  let h1 = 0x811c9dc5;
+  let h2 = 0x01000193;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 0x01000193);
+    h2 = Math.imul(h2 ^ c, 0x5bd1e995);
+  }
+  return (h1 >>> 0).toString(16).padStart(8, '0') + (h2 >>> 0).toString(16).padStart(8, '0');
 }
 
 export function readCachedTarget(flags: GlobalFlags, env: NodeJS.ProcessEnv = process.env): AsyncTarget | undefined {
   try {
-    const entry = JSON.parse(readFileSync(entryFile(flags, env), 'utf8')) as Entry;
-    if (entry.version !== 1) return undefined;
-    const now = stamp(entry.target.configPath);
-    const same = (Object.keys(now) as (keyof Stamp)[]).every((k) => now[k] === entry.config[k]);
-    return same ? entry.target : undefined;
+    const key = entryKey(flags, env);
+    const entry = JSON.parse(readFileSync(entryFile(key, env), 'utf8')) as Entry;
+    if (entry.version !== 1 || entry.key !== key) return undefined;
+    const now = stampOf(readFileSync(entry.target.configPath, 'utf8'));
+    return now.length === entry.config.length && now.hash === entry.config.hash ? entry.target : undefined;
   } catch {
     return undefined;
   }
 }
 
-export function writeCachedTarget(flags: GlobalFlags, target: AsyncTarget, configStamp: Stamp, env: NodeJS.ProcessEnv = process.env): void {
+/** `configText`: the text the target was resolved from (LoadedConfig.text). */
+export function writeCachedTarget(flags: GlobalFlags, target: AsyncTarget, configText: string, env: NodeJS.ProcessEnv = process.env): void {
   try {
-    const file = entryFile(flags, env);
+    const key = entryKey(flags, env);
+    const file = entryFile(key, env);
     mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     const tmp = `${file}.tmp-${process.pid}`;
-    writeFileSync(tmp, JSON.stringify({ version: 1, config: configStamp, target } satisfies Entry), { mode: 0o600 });
+    writeFileSync(tmp, JSON.stringify({ version: 1, key, config: stampOf(configText), target } satisfies Entry), { mode: 0o600 });
     renameSync(tmp, file);
   } catch {
     // A read-only or missing home: every call takes the full path, which is only slower.
   }
 }
 
-export { stamp as configStamp };

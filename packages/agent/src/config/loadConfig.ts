@@ -11,6 +11,8 @@ export interface LoadedConfig {
   path: string;
   dir: string;
   config: StrataConfig;
+  /** The file's text as read and validated. */
+  text: string;
 }
 
 export async function loadConfig(file: string): Promise<LoadedConfig> {
@@ -36,7 +38,7 @@ export async function loadConfig(file: string): Promise<LoadedConfig> {
       cause: err,
     });
   }
-  return { path: file, dir: path.dirname(file), config: validateConfig(data, file) };
+  return { path: file, dir: path.dirname(file), config: validateConfig(data, file), text };
 }
 
 /** --cluster may be omitted when exactly one cluster is configured. */

@@ -7,6 +7,9 @@ import type { Repository } from '../repository/Repository.js';
 import { readClusterInfo } from '../repository/clusterInfo.js';
 import { SEGMENT_RE, isWalFileName } from '../postgres/walNames.js';
 import { readSegmentHeader } from './segmentHeader.js';
+import { unreadableWal, walNameOf } from './walFile.js';
+
+export { unreadableWal, walNameOf };
 import type { Logger } from '../logger.js';
 import { noopLogger } from '../logger.js';
 
@@ -93,21 +96,6 @@ export async function archivePush(opts: ArchivePushOptions): Promise<ArchivePush
   // Another writer may have stored different bytes under this name meanwhile: say so now.
   checkExisting(await findWalObjects(repo, cluster, walName), walName, sha256, repo);
   return { walName, key, sha256, size: data.length, storedBytes: body.length, alreadyArchived: false };
-}
-
-/** The WAL file name of archive-push's %p argument; InvalidArgument for anything else. */
-export function walNameOf(walPath: string): string {
-  const walName = path.basename(walPath);
-  if (!isWalFileName(walName)) {
-    throw new StrataError('InvalidArgument', `"${walName}" is not a WAL file name`, {
-      hint: "use archive_command = 'strata archive-push %p' so PostgreSQL passes the file's path",
-    });
-  }
-  return walName;
-}
-
-export function unreadableWal(walPath: string, err: unknown): StrataError {
-  return new StrataError('NotFound', `cannot read WAL file ${walPath}: ${(err as Error).message}`, { cause: err });
 }
 
 function checkExisting(existing: WalObject[], walName: string, sha256: string, repo: Repository): WalObject | undefined {
