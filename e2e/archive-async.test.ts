@@ -95,7 +95,9 @@ describe('asynchronous WAL archiving (PostgreSQL 15)', () => {
     // The background pusher did the work, and the spool holds its lock and log.
     expect(fs.existsSync(path.join(spoolPath, 'main', 'local', 'archive-push', 'pusher.log'))).toBe(true);
 
-    const expected = await src.pg.query<{ n: string; s: string }>('SELECT count(*)::text AS n, md5(string_agg(v, \',\' ORDER BY id, v)) AS s FROM t');
+    const expected = await src.pg.query<{ n: string; s: string }>(
+      "SELECT count(*)::text AS n, md5(string_agg(v, ',' ORDER BY id, v)) AS s FROM t",
+    );
     const [{ t: after }] = (await src.pg.query<{ t: string }>('SELECT now()::text AS t')) as [{ t: string }];
     await sleep(1100);
     await src.pg.query('TRUNCATE t');
@@ -105,7 +107,9 @@ describe('asynchronous WAL archiving (PostgreSQL 15)', () => {
     expect(result.code, result.stderr).toBe(0);
     expect((result.json as { result: { label: string } }).result.label).toBe(label);
     await restored.start({ waitForPromotion: true, timeoutMs: 120_000 });
-    const got = await restored.query<{ n: string; s: string }>('SELECT count(*)::text AS n, md5(string_agg(v, \',\' ORDER BY id, v)) AS s FROM t');
+    const got = await restored.query<{ n: string; s: string }>(
+      "SELECT count(*)::text AS n, md5(string_agg(v, ',' ORDER BY id, v)) AS s FROM t",
+    );
     expect(got).toEqual(expected);
     expect(Number(got[0]!.n)).toBe(16 * 2000);
     await restored.stop();

@@ -197,10 +197,14 @@ export async function runArchiveBench(opts: ArchiveBenchOptions = {}): Promise<A
     }
   };
   const syncTools: SyncTool[] = ['strata', 'pgbackrest', 'strata-oclif', 'node'];
-  const steps = names.flatMap((seg, i) => (i % 2 ? [...syncTools].reverse() : syncTools).map((t) => ({ ...syncCmd(t, seg), segment: i + 1 })));
+  const steps = names.flatMap((seg, i) =>
+    (i % 2 ? [...syncTools].reverse() : syncTools).map((t) => ({ ...syncCmd(t, seg), segment: i + 1 })),
+  );
   for (const r of await timeSteps(steps)) samples.push({ measure: 'sync', tool: r.tool, round: r.segment, value: r.seconds });
   for (const t of syncTools) {
-    log(`  ${t.padEnd(16)} median ${(median(samples.filter((s) => s.measure === 'sync' && s.tool === t).map((s) => s.value)) * 1000).toFixed(0)} ms`);
+    log(
+      `  ${t.padEnd(16)} median ${(median(samples.filter((s) => s.measure === 'sync' && s.tool === t).map((s) => s.value)) * 1000).toFixed(0)} ms`,
+    );
   }
 
   // Async: PostgreSQL's archiver drains a backlog through each tool in turn.

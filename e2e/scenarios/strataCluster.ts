@@ -44,7 +44,13 @@ export class StrataCluster {
         max_wal_size: '1GB',
       },
     });
-    writeStrataConfig(configPath, pg, repoDir, { archive: { timeout: 60, ...opts.archive }, ...(opts.backup ? { backup: opts.backup } : {}) }, opts.repos);
+    writeStrataConfig(
+      configPath,
+      pg,
+      repoDir,
+      { archive: { timeout: 60, ...opts.archive }, ...(opts.backup ? { backup: opts.backup } : {}) },
+      opts.repos,
+    );
     chownToPostgres(configPath);
     await pg.start({ waitForPromotion: true });
     const c = new StrataCluster(pg, scratch, configPath, repoDir);

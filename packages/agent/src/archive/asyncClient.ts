@@ -36,7 +36,10 @@ export function asyncTargetOf(ctx: ClusterContext, flags: GlobalFlags): AsyncTar
   const { config } = ctx.loaded;
   const repo = flags.repo ?? config.repos[0]!.name;
   if (!config.repos.some((r) => r.name === repo)) {
-    throw new StrataError('InvalidArgument', `no repository "${repo}" in the config; configured: ${config.repos.map((r) => r.name).join(', ')}`);
+    throw new StrataError(
+      'InvalidArgument',
+      `no repository "${repo}" in the config; configured: ${config.repos.map((r) => r.name).join(', ')}`,
+    );
   }
   return {
     configPath: ctx.loaded.path,
@@ -92,7 +95,13 @@ export async function pushAsync(target: AsyncTarget, walPath: string, flags: Glo
   }
 }
 
-async function startPusher(spool: ArchiveSpool, target: AsyncTarget, flags: GlobalFlags, walDir: string, logger: Logger): Promise<ChildProcess> {
+async function startPusher(
+  spool: ArchiveSpool,
+  target: AsyncTarget,
+  flags: GlobalFlags,
+  walDir: string,
+  logger: Logger,
+): Promise<ChildProcess> {
   // Loaded only here: most calls find their answer in the spool and never start anything.
   const { spawn } = await import('node:child_process');
   const args = [...process.execArgv, BIN, PUSHER_COMMAND, walDir, '--config', target.configPath, '--cluster', target.clusterName];

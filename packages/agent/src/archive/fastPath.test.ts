@@ -14,7 +14,9 @@ describe('parseFastArgv', () => {
       json: false,
       args: ['pg_wal/000000010000000000000001'],
     });
-    expect(parseFastArgv(['archive-get', '--repo', 'r2', '--log-level=debug', '--json', '000000010000000000000001', 'pg_wal/RECOVERYXLOG'], {})).toEqual({
+    expect(
+      parseFastArgv(['archive-get', '--repo', 'r2', '--log-level=debug', '--json', '000000010000000000000001', 'pg_wal/RECOVERYXLOG'], {}),
+    ).toEqual({
       id: 'archive-get',
       flags: { config: undefined, cluster: undefined, repo: 'r2', 'log-level': 'debug' },
       json: true,

@@ -22,4 +22,3 @@ export async function runArchivePush(flags: GlobalFlags, walPath: string, logger
   logger.info({ wal: result.walName, stored: result.storedBytes, again: result.alreadyArchived }, 'archived');
   return result;
 }
-

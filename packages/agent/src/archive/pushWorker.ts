@@ -25,13 +25,22 @@ opened.catch(() => undefined);
 parentPort!.on('message', (req: WorkerRequest) => {
   opened
     .then(({ ctx, repo }) =>
-      archivePush({ repo, cluster: ctx.clusterName, walPath: req.walPath, compression: String(ctx.loaded.config.compression.plugin), logger }),
+      archivePush({
+        repo,
+        cluster: ctx.clusterName,
+        walPath: req.walPath,
+        compression: String(ctx.loaded.config.compression.plugin),
+        logger,
+      }),
     )
     .then(
       (result) => parentPort!.postMessage({ id: req.id, result } satisfies WorkerReply),
       (err: unknown) => {
         const e = toStrataError(err);
-        parentPort!.postMessage({ id: req.id, error: { code: e.code, message: e.message, hint: e.hint, context: e.context } } satisfies WorkerReply);
+        parentPort!.postMessage({
+          id: req.id,
+          error: { code: e.code, message: e.message, hint: e.hint, context: e.context },
+        } satisfies WorkerReply);
       },
     );
 });

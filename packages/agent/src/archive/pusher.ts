@@ -1,5 +1,13 @@
 import { Worker } from 'node:worker_threads';
-import { ArchiveSpool, runPusher, StrataError, type ArchivePushResult, type ErrorCode, type Logger, type PusherResult } from '@strata/core/base';
+import {
+  ArchiveSpool,
+  runPusher,
+  StrataError,
+  type ArchivePushResult,
+  type ErrorCode,
+  type Logger,
+  type PusherResult,
+} from '@strata/core/base';
 import { loadClusterContext, type GlobalFlags } from '../cli/context.js';
 import { asyncTargetOf } from './asyncClient.js';
 import type { WorkerReply, WorkerRequest } from './pushWorker.js';
@@ -62,7 +70,10 @@ class WorkerPool {
           if (reply.id !== id) return;
           cleanup();
           if ('result' in reply) resolve(reply.result);
-          else reject(new StrataError(reply.error.code as ErrorCode, reply.error.message, { hint: reply.error.hint, context: reply.error.context }));
+          else
+            reject(
+              new StrataError(reply.error.code as ErrorCode, reply.error.message, { hint: reply.error.hint, context: reply.error.context }),
+            );
         };
         const onExit = (code: number) => {
           cleanup();

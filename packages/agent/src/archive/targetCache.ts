@@ -76,4 +76,3 @@ export function writeCachedTarget(flags: GlobalFlags, target: AsyncTarget, confi
     // A read-only or missing home: every call takes the full path, which is only slower.
   }
 }
-

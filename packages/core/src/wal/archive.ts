@@ -1,6 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
-import * as path from 'node:path';
 import { StrataError, isStrataError } from '../errors/index.js';
 import { keys, parseWalObjectName } from '../repository/keys.js';
 import type { Repository } from '../repository/Repository.js';

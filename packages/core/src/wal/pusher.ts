@@ -61,7 +61,9 @@ export async function runPusher(opts: PusherOptions): Promise<PusherResult> {
     } catch (err) {
       counts.failed++;
       log.warn({ wal: walName, err: (err as Error).message }, 'push failed');
-      await spool.writeError(walName, err).catch((e: unknown) => log.error({ wal: walName, err: (e as Error).message }, 'cannot write error marker'));
+      await spool
+        .writeError(walName, err)
+        .catch((e: unknown) => log.error({ wal: walName, err: (e as Error).message }, 'cannot write error marker'));
     }
   };
 

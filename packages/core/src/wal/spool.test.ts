@@ -10,7 +10,14 @@ import { ArchiveSpool, fileIdentity, processStartTime, spoolDir } from './spool.
 const WAL = '000000010000000000000001';
 
 function result(walName = WAL): ArchivePushResult {
-  return { walName, key: `main/wal/x/${walName}-${'a'.repeat(64)}.zst`, sha256: 'a'.repeat(64), size: 10, storedBytes: 5, alreadyArchived: false };
+  return {
+    walName,
+    key: `main/wal/x/${walName}-${'a'.repeat(64)}.zst`,
+    sha256: 'a'.repeat(64),
+    size: 10,
+    storedBytes: 5,
+    alreadyArchived: false,
+  };
 }
 
 /** A pid that existed and no longer does. */
