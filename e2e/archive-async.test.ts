@@ -56,15 +56,6 @@ async function waitArchived(src: StrataCluster, w: string, timeoutMs = 120_000):
   }
 }
 
-async function expectNoGap(src: StrataCluster, last: string): Promise<void> {
-  const info = await src.strata(['info', '--json']);
-  const wal = (info.json as { result: { wal: { first: string; last: string; segments: number }[] } }).result.wal;
-  expect(wal).toHaveLength(1);
-  expect(wal[0]!.last >= last).toBe(true);
-  const span = parseInt(wal[0]!.last.slice(16), 16) - parseInt(wal[0]!.first.slice(16), 16) + 1;
-  expect(wal[0]!.segments).toBe(span);
-}
-
 function pusherPid(spoolPath: string): number | undefined {
   try {
     const pid = Number(fs.readFileSync(path.join(spoolPath, 'main', 'local', 'archive-push', 'pusher.lock'), 'utf8').split('\n')[0]);
@@ -91,7 +82,7 @@ describe('asynchronous WAL archiving (PostgreSQL 15)', () => {
     await waitArchived(src, last);
     expectNothingAcknowledgedUnstored(src);
     expect((await archiver(src)).failed).toBe(0);
-    await expectNoGap(src, last);
+    await src.expectNoWalGap(last);
     // The background pusher did the work, and the spool holds its lock and log.
     expect(fs.existsSync(path.join(spoolPath, 'main', 'local', 'archive-push', 'pusher.log'))).toBe(true);
 
@@ -130,7 +121,7 @@ describe('asynchronous WAL archiving (PostgreSQL 15)', () => {
 
     await waitArchived(src, last);
     expectNothingAcknowledgedUnstored(src);
-    await expectNoGap(src, last);
+    await src.expectNoWalGap(last);
     const after = await archiver(src);
     expect(after.archivedCount - before.archivedCount).toBeGreaterThanOrEqual(16);
     // A new pusher took over the dead one's lock.
@@ -164,6 +155,6 @@ describe('asynchronous WAL archiving (PostgreSQL 15)', () => {
     expect(last > refused).toBe(true);
     await waitArchived(src, last);
     expectNothingAcknowledgedUnstored(src);
-    await expectNoGap(src, last);
+    await src.expectNoWalGap(last);
   });
 });

@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PgCluster, chownToPostgres, makeScratchDir, runAsPostgres, runCommand, stopAllClusters } from '../harness/postgres.js';
 import { STRATA_BIN, strataCommandLine, writeStrataConfig } from '../harness/strata.js';
+import { pgbackrestConfig } from './pgbackrest.js';
 
 export interface ArchiveBenchOptions {
   /** Segments each tool pushes synchronously (one timed sample each); default 12. */
@@ -136,23 +137,14 @@ export async function runArchiveBench(opts: ArchiveBenchOptions = {}): Promise<A
   const pgbrConf = (name: string) => path.join(work, `${name}.conf`);
   for (const name of ['pgbackrest', 'pgbackrest-async']) {
     const asyncOpts = name === 'pgbackrest-async' ? ['archive-async=y', `spool-path=${path.join(work, 'pgbr-spool')}`] : [];
-    const conf = [
-      '[global]',
-      `repo1-path=${path.join(work, `${name}-repo`)}`,
-      'compress-type=zst',
-      'compress-level=3',
-      'process-max=2',
-      `log-path=${work}`,
-      'log-level-console=warn',
-      'log-level-file=off',
-      `lock-path=${path.join(work, `${name}-lock`)}`,
-      ...asyncOpts,
-      '[bench]',
-      `pg1-path=${pg.dataDir}`,
-      `pg1-port=${pg.port}`,
-      `pg1-socket-path=${pg.socketDir}`,
-    ];
-    fs.writeFileSync(pgbrConf(name), `${conf.join('\n')}\n`);
+    const conf = pgbackrestConfig({
+      repoPath: path.join(work, `${name}-repo`),
+      lockPath: path.join(work, `${name}-lock`),
+      logPath: work,
+      pg,
+      extra: asyncOpts,
+    });
+    fs.writeFileSync(pgbrConf(name), conf);
   }
   for (const f of fs.readdirSync(work)) chownToPostgres(path.join(work, f));
   await pg.start({ waitForPromotion: true });

@@ -87,6 +87,16 @@ export class StrataCluster {
     }
   }
 
+  /** `strata info` shows one unbroken WAL range reaching at least `last`: no segment missing. */
+  async expectNoWalGap(last: string): Promise<void> {
+    const info = await this.strata(['info', '--json']);
+    const wal = (info.json as { result: { wal: { first: string; last: string; segments: number }[] } }).result.wal;
+    expect(wal).toHaveLength(1);
+    expect(wal[0]!.last >= last).toBe(true);
+    const span = parseInt(wal[0]!.last.slice(16), 16) - parseInt(wal[0]!.first.slice(16), 16) + 1;
+    expect(wal[0]!.segments).toBe(span);
+  }
+
   /** A copy of the repository and a config pointing at it (for damage tests). */
   cloneRepo(name: string): { configPath: string; repoDir: string } {
     const dir = path.join(this.scratch, name);

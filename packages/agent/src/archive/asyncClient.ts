@@ -1,8 +1,8 @@
 import type { ChildProcess } from 'node:child_process';
-import { closeSync, openSync, renameSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import type { ArchivePushResult, Logger } from '@strata/core/base';
 import { StrataError } from '@strata/core/errors';
+import { lightFs } from '@strata/core/lightFs';
 import { unreadableWal, walNameOf } from '@strata/core/wal/walFile';
 import { ArchiveSpool, fileIdentity, spoolDir } from '@strata/core/wal/spool';
 import type { ClusterContext, GlobalFlags } from '../cli/context.js';
@@ -109,11 +109,11 @@ async function startPusher(
   if (flags['log-level'] !== undefined) args.push('--log-level', flags['log-level']);
   const logFile = path.join(spool.dir, 'pusher.log');
   try {
-    if (statSync(logFile).size > LOG_ROTATE_BYTES) renameSync(logFile, `${logFile}.1`);
+    if (lightFs.statSync(logFile).size > LOG_ROTATE_BYTES) lightFs.renameSync(logFile, `${logFile}.1`);
   } catch {
     // No log yet.
   }
-  const log = openSync(logFile, 'a', 0o600);
+  const log = lightFs.openSync(logFile, 'a', 0o600);
   try {
     const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', 'ignore', log], cwd: walDir });
     child.on('error', (err) => logger.error({ err: err.message }, 'cannot start the background pusher'));
@@ -121,6 +121,6 @@ async function startPusher(
     logger.debug({ pid: child.pid, walDir }, 'started the background pusher');
     return child;
   } finally {
-    closeSync(log);
+    lightFs.closeSync(log);
   }
 }

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { lightFs } from '@strata/core/lightFs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { GlobalFlags } from '../cli/context.js';
@@ -54,9 +54,9 @@ function fnv1a(text: string): string {
 export function readCachedTarget(flags: GlobalFlags, env: NodeJS.ProcessEnv = process.env): AsyncTarget | undefined {
   try {
     const key = entryKey(flags, env);
-    const entry = JSON.parse(readFileSync(entryFile(key, env), 'utf8')) as Entry;
+    const entry = JSON.parse(lightFs.readFileSync(entryFile(key, env), 'utf8')) as Entry;
     if (entry.version !== 1 || entry.key !== key) return undefined;
-    const now = stampOf(readFileSync(entry.target.configPath, 'utf8'));
+    const now = stampOf(lightFs.readFileSync(entry.target.configPath, 'utf8'));
     return now.length === entry.config.length && now.hash === entry.config.hash ? entry.target : undefined;
   } catch {
     return undefined;
@@ -68,10 +68,10 @@ export function writeCachedTarget(flags: GlobalFlags, target: AsyncTarget, confi
   try {
     const key = entryKey(flags, env);
     const file = entryFile(key, env);
-    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    lightFs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     const tmp = `${file}.tmp-${process.pid}`;
-    writeFileSync(tmp, JSON.stringify({ version: 1, key, config: stampOf(configText), target } satisfies Entry), { mode: 0o600 });
-    renameSync(tmp, file);
+    lightFs.writeFileSync(tmp, JSON.stringify({ version: 1, key, config: stampOf(configText), target } satisfies Entry), { mode: 0o600 });
+    lightFs.renameSync(tmp, file);
   } catch {
     // A read-only or missing home: every call takes the full path, which is only slower.
   }

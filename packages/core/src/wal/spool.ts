@@ -1,5 +1,6 @@
-import * as fs from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+// Synchronous calls through lightFs: spool files are tiny, and loading node:fs/promises (or
+// importing node:fs) costs an async archive-push more than everything else it does.
+import { lightFs as fs } from '../lightFs.js';
 import * as path from 'node:path';
 import { ERROR_CODES, StrataError, toStrataError, type ErrorCode } from '../errors/index.js';
 import type { ArchivePushResult } from './archive.js';
@@ -43,7 +44,7 @@ export function spoolDir(spoolPath: string, cluster: string, repo: string): stri
 }
 
 export async function fileIdentity(file: string): Promise<FileIdentity> {
-  const s = await fs.stat(file);
+  const s = fs.statSync(file);
   return { dev: s.dev, ino: s.ino, size: s.size, mtimeMs: s.mtimeMs };
 }
 
@@ -56,7 +57,7 @@ export class ArchiveSpool {
 
   async create(): Promise<void> {
     try {
-      await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
+      fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     } catch (err) {
       throw new StrataError('PermissionDenied', `cannot create the archive spool ${this.dir}: ${(err as Error).message}`, {
         cause: err,
@@ -69,7 +70,7 @@ export class ArchiveSpool {
   async markers(): Promise<{ stored: Set<string>; failed: Set<string> }> {
     const stored = new Set<string>();
     const failed = new Set<string>();
-    for (const f of await fs.readdir(this.dir)) {
+    for (const f of fs.readdirSync(this.dir)) {
       if (f.endsWith(OK)) stored.add(f.slice(0, -OK.length));
       else if (f.endsWith(ERROR)) failed.add(f.slice(0, -ERROR.length));
     }
@@ -86,12 +87,12 @@ export class ArchiveSpool {
     const marker: ErrorMarker = { code: e.code, message: e.message, hint: e.hint, context: e.context };
     // An error marker only makes archive-push fail sooner: it need not survive a crash.
     const tmp = path.join(this.dir, `${walName}${ERROR}.tmp-${process.pid}`);
-    await fs.writeFile(tmp, JSON.stringify(marker));
-    await fs.rename(tmp, path.join(this.dir, walName + ERROR));
+    fs.writeFileSync(tmp, JSON.stringify(marker));
+    fs.renameSync(tmp, path.join(this.dir, walName + ERROR));
   }
 
   async clearError(walName: string): Promise<void> {
-    await fs.rm(path.join(this.dir, walName + ERROR), { force: true });
+    fs.rmSync(path.join(this.dir, walName + ERROR), { force: true });
   }
 
   /**
@@ -107,12 +108,12 @@ export class ArchiveSpool {
     const stored = await readJson<StoredMarker>(ok);
     if (stored) {
       if (sameFile(stored.source, await fileIdentity(walPath))) return { kind: 'stored', result: stored.result };
-      await fs.rm(ok, { force: true });
+      fs.rmSync(ok, { force: true });
     }
     const errFile = path.join(this.dir, walName + ERROR);
     const failed = await readJson<ErrorMarker>(errFile);
     if (failed) {
-      await fs.rm(errFile, { force: true });
+      fs.rmSync(errFile, { force: true });
       const code = (ERROR_CODES as readonly string[]).includes(failed.code) ? failed.code : 'Internal';
       return { kind: 'error', error: new StrataError(code, failed.message, { hint: failed.hint, context: failed.context }) };
     }
@@ -125,21 +126,21 @@ export class ArchiveSpool {
       [markers.stored, OK],
       [markers.failed, ERROR],
     ] as const) {
-      for (const walName of names) if (!keep.has(walName)) await fs.rm(path.join(this.dir, walName + ext), { force: true });
+      for (const walName of names) if (!keep.has(walName)) fs.rmSync(path.join(this.dir, walName + ext), { force: true });
     }
   }
 
   private async writeDurably(name: string, text: string): Promise<void> {
     const tmp = path.join(this.dir, `${name}.tmp-${process.pid}`);
-    const handle = await fs.open(tmp, 'w', 0o600);
+    const fd = fs.openSync(tmp, 'w', 0o600);
     try {
-      await handle.writeFile(text);
-      await handle.sync();
+      fs.writeFileSync(fd, text);
+      fs.fsyncSync(fd);
     } finally {
-      await handle.close();
+      fs.closeSync(fd);
     }
-    await fs.rename(tmp, path.join(this.dir, name));
-    await syncDir(this.dir);
+    fs.renameSync(tmp, path.join(this.dir, name));
+    syncDir(this.dir);
   }
 
   /**
@@ -152,7 +153,7 @@ export class ArchiveSpool {
     const mine = lockText(pid);
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
-        await fs.writeFile(file, mine, { flag: 'wx', mode: 0o600 });
+        fs.writeFileSync(file, mine, { flag: 'wx', mode: 0o600 });
         return true;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -162,23 +163,23 @@ export class ArchiveSpool {
       if (holder !== undefined) return holder === pid;
       // Stale: replace it atomically, then check nobody else replaced it at the same moment.
       const tmp = `${file}.tmp-${pid}`;
-      await fs.writeFile(tmp, mine, { mode: 0o600 });
-      await fs.rename(tmp, file);
-      if ((await fs.readFile(file, 'utf8').catch(() => '')) === mine) return true;
+      fs.writeFileSync(tmp, mine, { mode: 0o600 });
+      fs.renameSync(tmp, file);
+      if (readText(file) === mine) return true;
     }
     return false;
   }
 
   async unlock(pid = process.pid): Promise<void> {
     const file = path.join(this.dir, LOCK);
-    if ((await fs.readFile(file, 'utf8').catch(() => '')) === lockText(pid)) await fs.rm(file, { force: true });
+    if (readText(file) === lockText(pid)) fs.rmSync(file, { force: true });
   }
 
   /** The pid of the live process holding the lock, if any. */
   holder(): number | undefined {
     let text: string;
     try {
-      text = readFileSync(path.join(this.dir, LOCK), 'utf8');
+      text = fs.readFileSync(path.join(this.dir, LOCK), 'utf8');
     } catch {
       return undefined;
     }
@@ -199,7 +200,7 @@ function lockText(pid: number): string {
  */
 export function processStartTime(pid: number): string | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' && process.platform === 'linux') return undefined;
@@ -212,10 +213,18 @@ export function processStartTime(pid: number): string | undefined {
   }
 }
 
+function readText(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 async function readJson<T>(file: string): Promise<T | undefined> {
   let text: string;
   try {
-    text = await fs.readFile(file, 'utf8');
+    text = fs.readFileSync(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
@@ -224,16 +233,16 @@ async function readJson<T>(file: string): Promise<T | undefined> {
     return JSON.parse(text) as T;
   } catch {
     // Only a torn write of a marker that was never acknowledged: forget it, the push is repeated.
-    await fs.rm(file, { force: true });
+    fs.rmSync(file, { force: true });
     return undefined;
   }
 }
 
-export async function syncDir(dir: string): Promise<void> {
-  const handle = await fs.open(dir, 'r');
+export function syncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
   try {
-    await handle.sync();
+    fs.fsyncSync(fd);
   } finally {
-    await handle.close();
+    fs.closeSync(fd);
   }
 }
