@@ -70,6 +70,16 @@ describe('target cache', () => {
     expect(readCachedTarget(flags, env)).toBeUndefined();
   });
 
+  it('never copies the config text (it may hold secrets) into the cache', () => {
+    const text = 'repos:\n  - { name: s3, plugin: s3, secretAccessKey: s3cr3t-K3y }\narchive: { async: true }\n';
+    fs.writeFileSync(config, text);
+    writeCachedTarget({ config }, target, text, env);
+    const files = fs.readdirSync(path.join(env.XDG_CACHE_HOME, 'strata'));
+    expect(files.length).toBeGreaterThan(0);
+    for (const f of files) expect(fs.readFileSync(path.join(env.XDG_CACHE_HOME, 'strata', f), 'utf8')).not.toContain('s3cr3t');
+    expect(readCachedTarget({ config }, env)).toEqual(target);
+  });
+
   it('only costs speed when the cache cannot be written', () => {
     fs.writeFileSync(config, 'x');
     const blocked = { XDG_CACHE_HOME: path.join(config, 'not-a-dir') };
