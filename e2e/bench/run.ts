@@ -5,13 +5,16 @@
  * BENCH_ROUNDS rounds; medians and per-round ratios are reported. Results go to bench/results/.
  *
  * Environment: BENCH_SCALE (pgbench scale, default 20), BENCH_ROUNDS (default 3),
- * BENCH_PGBENCH_SECONDS (default 10).
+ * BENCH_PGBENCH_SECONDS (default 10), BENCH_ARCHIVE=1 (also the WAL archiving measures of
+ * archive.ts; they can run alone: node e2e/dist/bench/archive.js).
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PgCluster, chownToPostgres, makeScratchDir, runAsPostgres, stopAllClusters } from '../harness/postgres.js';
 import { STRATA_BIN, strataCommandLine, writeStrataConfig } from '../harness/strata.js';
+import { runArchiveBench } from './archive.js';
+import { pgbackrestConfig } from './pgbackrest.js';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? 20);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -96,24 +99,14 @@ async function main(): Promise<void> {
   writeStrataConfig(strataConfig, pg, path.join(work, 'strata-repo'));
   for (const tool of pgbrTools) {
     const block = tool === 'pgbackrest-block' ? ['beta=y', 'repo1-bundle=y', 'repo1-block=y'] : [];
-    const conf = [
-      '[global]',
-      `repo1-path=${path.join(work, tool)}`,
-      'compress-type=zst',
-      'compress-level=3',
-      'process-max=2',
-      'start-fast=y',
-      `log-path=${work}`,
-      'log-level-console=warn',
-      'log-level-file=off',
-      `lock-path=${path.join(work, `${tool}-lock`)}`,
-      ...block,
-      '[bench]',
-      `pg1-path=${pg.dataDir}`,
-      `pg1-port=${pg.port}`,
-      `pg1-socket-path=${pg.socketDir}`,
-    ];
-    fs.writeFileSync(pgbrConfig(tool), `${conf.join('\n')}\n`);
+    const conf = pgbackrestConfig({
+      repoPath: path.join(work, tool),
+      lockPath: path.join(work, `${tool}-lock`),
+      logPath: work,
+      pg,
+      extra: ['start-fast=y', ...block],
+    });
+    fs.writeFileSync(pgbrConfig(tool), conf);
   }
   for (const f of fs.readdirSync(work)) chownToPostgres(path.join(work, f));
   await pg.start({ waitForPromotion: true });
@@ -194,6 +187,8 @@ async function main(): Promise<void> {
       );
     }
   }
+  // BENCH_ARCHIVE=1 adds the WAL archiving measures (e2e/bench/archive.ts), on their own cluster.
+  const archive = process.env.BENCH_ARCHIVE === '1' ? await runArchiveBench({ rounds: ROUNDS, log }) : undefined;
   const date = new Date().toISOString().replace(/[:.]/g, '-');
   const table = [
     `Strata vs pgBackRest 2.45, pgbench scale ${SCALE} (${(dbBytes / 2 ** 20).toFixed(0)} MiB), ${ROUNDS} rounds, incr after pgbench -T ${PGBENCH_SECONDS}; medians, ratios are medians of per-round Strata/pgBackRest.`,
@@ -201,11 +196,12 @@ async function main(): Promise<void> {
     '| backup | measure | Strata | pgBackRest block | pgBackRest | ratio vs block | ratio vs plain |',
     '|---|---|---|---|---|---|---|',
     ...rows,
+    ...(archive ? ['', archive.table] : []),
   ].join('\n');
   fs.mkdirSync(RESULTS, { recursive: true });
   fs.writeFileSync(
     path.join(RESULTS, `${date}.json`),
-    `${JSON.stringify({ date, scale: SCALE, rounds: ROUNDS, dbBytes, samples, summary }, null, 2)}\n`,
+    `${JSON.stringify({ date, scale: SCALE, rounds: ROUNDS, dbBytes, samples, summary, archive }, null, 2)}\n`,
   );
   fs.writeFileSync(path.join(RESULTS, `${date}.md`), `${table}\n`);
   log(`\n${table}\n\nwritten to ${path.join(RESULTS, date)}.{json,md}`);

@@ -12,6 +12,8 @@ export interface StrataClusterOptions {
   checksums?: boolean;
   /** The config's repos (default: one fs repository in the scratch directory). */
   repos?: Record<string, unknown>[];
+  /** Extra keys merged into the config's archive section (e.g. async archiving). */
+  archive?: Record<string, unknown>;
 }
 
 /**
@@ -42,7 +44,13 @@ export class StrataCluster {
         max_wal_size: '1GB',
       },
     });
-    writeStrataConfig(configPath, pg, repoDir, { archive: { timeout: 60 }, ...(opts.backup ? { backup: opts.backup } : {}) }, opts.repos);
+    writeStrataConfig(
+      configPath,
+      pg,
+      repoDir,
+      { archive: { timeout: 60, ...opts.archive }, ...(opts.backup ? { backup: opts.backup } : {}) },
+      opts.repos,
+    );
     chownToPostgres(configPath);
     await pg.start({ waitForPromotion: true });
     const c = new StrataCluster(pg, scratch, configPath, repoDir);
@@ -77,6 +85,16 @@ export class StrataCluster {
         throw new Error(`segment ${w} not archived in time; last=${s?.last}, failed=${s?.failed}\n${this.pg.logTail(30)}`);
       await new Promise((r) => setTimeout(r, 200));
     }
+  }
+
+  /** `strata info` shows one unbroken WAL range reaching at least `last`: no segment missing. */
+  async expectNoWalGap(last: string): Promise<void> {
+    const info = await this.strata(['info', '--json']);
+    const wal = (info.json as { result: { wal: { first: string; last: string; segments: number }[] } }).result.wal;
+    expect(wal).toHaveLength(1);
+    expect(wal[0]!.last >= last).toBe(true);
+    const span = parseInt(wal[0]!.last.slice(16), 16) - parseInt(wal[0]!.first.slice(16), 16) + 1;
+    expect(wal[0]!.segments).toBe(span);
   }
 
   /** A copy of the repository and a config pointing at it (for damage tests). */

@@ -1,16 +1,10 @@
 import { Command, Flags, type Interfaces } from '@oclif/core';
-import { pino } from 'pino';
-import {
-  EXIT_CODES,
-  acquireClusterLock,
-  isStrataError,
-  resolveStateDir,
-  type ClusterLock,
-  type Logger,
-  type Repository,
-} from '@strata/core';
-import { configPath, loadConfig, selectCluster, type LoadedConfig } from './config/loadConfig.js';
-import { openRepository } from './plugins/loadPlugins.js';
+import { isStrataError, type Logger } from '@strata/core/base';
+import { EXIT_CODES, acquireClusterLock, resolveStateDir, type ClusterLock } from '@strata/core';
+import { configPath, loadConfig, type LoadedConfig } from './config/loadConfig.js';
+import { openContext, type CommandContext } from './cli/context.js';
+import { createLogger, LOG_LEVELS } from './cli/logger.js';
+import { describeError, errorJson, exitCodeFor, successJson } from './cli/output.js';
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>;
 
@@ -26,7 +20,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     config: Flags.string({ description: 'config file (default: $STRATA_CONFIG, then /etc/strata/strata.yaml)', helpGroup: 'GLOBAL' }),
     cluster: Flags.string({ description: 'cluster name from the config; optional when only one is configured', helpGroup: 'GLOBAL' }),
     repo: Flags.string({ description: 'repository name from the config (default: the first)', helpGroup: 'GLOBAL' }),
-    'log-level': Flags.option({ options: ['error', 'warn', 'info', 'debug'] as const, default: 'warn', helpGroup: 'GLOBAL' })(),
+    'log-level': Flags.option({ options: LOG_LEVELS, default: 'warn', helpGroup: 'GLOBAL' })(),
   };
 
   protected flags!: BaseFlags<T>;
@@ -36,7 +30,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   private _logger: Logger | undefined;
 
   protected get logger(): Logger {
-    this._logger ??= pino({ level: this.flags?.['log-level'] ?? 'warn', base: { cmd: this.id } }, pino.destination(2));
+    this._logger ??= createLogger(this.flags?.['log-level'] ?? 'warn', this.id);
     return this._logger;
   }
 
@@ -44,16 +38,12 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     return loadConfig(configPath(this.flags.config));
   }
 
-  protected async context(): Promise<{
-    loaded: LoadedConfig;
-    clusterName: string;
-    cluster: LoadedConfig['config']['clusters'][string];
-    repo: Repository;
-  }> {
-    const loaded = await this.loadConfig();
-    const { name, cluster } = selectCluster(loaded.config, this.flags.cluster);
-    const repo = await openRepository(loaded.config, loaded.path, loaded.dir, this.flags.repo, this.logger);
-    return { loaded, clusterName: name, cluster, repo };
+  protected async context(): Promise<CommandContext> {
+    return openContext(this.flags, this.logger);
+  }
+
+  protected onCleanup(fn: () => Promise<void>): void {
+    this.cleanups.push(fn);
   }
 
   /** Aborted on SIGINT/SIGTERM once the command holds a cluster lock. */
@@ -85,10 +75,6 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     return lock;
   }
 
-  protected onCleanup(fn: () => Promise<void>): void {
-    this.cleanups.push(fn);
-  }
-
   protected warnUser(message: string): void {
     this.warnings.push(message);
     this.logToStderr(`Warning: ${message}`);
@@ -102,19 +88,11 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   protected override toSuccessJson(result: unknown): unknown {
-    // A command that found problems (verify) sets the exit code and still returns its report.
-    return { status: process.exitCode ?? 0, result, warnings: this.warnings };
+    return successJson(result, this.warnings);
   }
 
   protected override toErrorJson(err: unknown): unknown {
-    const e = err as Error & { code?: string; hint?: string; context?: unknown };
-    return {
-      status: exitCodeFor(err),
-      name: isStrataError(err) ? err.code : e.name,
-      message: e.message,
-      ...(isStrataError(err) ? { hint: err.hint, context: err.context } : {}),
-      warnings: this.warnings,
-    };
+    return errorJson(err, this.warnings);
   }
 
   protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
@@ -125,9 +103,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     }
     // oclif's own errors (bad flags, --help) keep oclif's rendering.
     if (!isStrataError(err)) throw err;
-    process.stderr.write(`Error: ${err.describe()}\n`);
-    if (this.flags?.['log-level'] === 'debug' && err.cause instanceof Error)
-      process.stderr.write(`Cause: ${err.cause.stack ?? err.cause.message}\n`);
+    process.stderr.write(describeError(err, this.flags?.['log-level']));
     return undefined;
   }
 
@@ -137,8 +113,4 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 }
 
-export function exitCodeFor(err: unknown): number {
-  if (isStrataError(err)) return err.exitCode;
-  const oclifExit = (err as { oclif?: { exit?: number } }).oclif?.exit;
-  return typeof oclifExit === 'number' ? oclifExit : 1;
-}
+export { exitCodeFor };

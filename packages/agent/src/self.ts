@@ -1,11 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { lightFs } from '@strata/core/lightFs';
 import { fileURLToPath } from 'node:url';
 
 export const BIN = fileURLToPath(new URL('../bin/run.js', import.meta.url));
 
 /** Node flags from the bin script's shebang (`#!/usr/bin/env -S node FLAGS`), so every way of starting strata runs alike. */
 export function nodeFlags(bin = BIN): string[] {
-  const first = readFileSync(bin, 'utf8').split('\n', 1)[0] ?? '';
+  const first = lightFs.readFileSync(bin, 'utf8').split('\n', 1)[0] ?? '';
   const m = /^#!\S*env -S node((?:\s+--\S+)*)\s*$/.exec(first);
   return m?.[1] ? m[1].trim().split(/\s+/) : [];
 }

@@ -1,16 +1,6 @@
-export * from './errors/index.js';
-export * from './plugins/contract.js';
-export * from './logger.js';
-export { zstdPlugin, nonePlugin } from './compression/zstd.js';
-export * from './config/schema.js';
-export * from './config/validate.js';
-export { Repository, TAG, type CopyIdentity, type RetryPolicy } from './repository/Repository.js';
-export { keys, describeKey, parseWalObjectName, type KeyInfo } from './repository/keys.js';
-export * from './repository/clusterInfo.js';
+export * from './base.js';
 export * from './repository/init.js';
-export * from './postgres/walNames.js';
 export { PgSession, type ServerInfo } from './postgres/connection.js';
-export * from './wal/archive.js';
 export * from './manifest/types.js';
 export * from './manifest/label.js';
 export * from './manifest/catalog.js';

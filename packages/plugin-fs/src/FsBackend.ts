@@ -12,7 +12,7 @@ import {
   type PutOptions,
   type StorageBackend,
   type StorageCapabilities,
-} from '@strata/core';
+} from '@strata/core/base';
 import type { FsConfig } from './index.js';
 
 /** Temporary files carry this marker; list() never shows them and a crash leaves only these. */

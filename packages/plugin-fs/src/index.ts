@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { definePlugin } from '@strata/core';
+import { definePlugin } from '@strata/core/base';
 import { FsBackend } from './FsBackend.js';
 
 export const fsConfigSchema = z

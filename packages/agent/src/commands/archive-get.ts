@@ -1,16 +1,8 @@
 import { Args } from '@oclif/core';
-import * as path from 'node:path';
-import { archiveGet, isStrataError, type WalObject } from '@strata/core';
+import type { WalObject } from '@strata/core/base';
 import { BaseCommand } from '../BaseCommand.js';
-
-/**
- * PostgreSQL treats an exit code above 125 from restore_command as fatal and stops recovery;
- * any lower code means "no such file" and ends recovery there. So only a file that is truly
- * absent exits 1: a damaged object or an unreachable repository must stop recovery, never
- * let PostgreSQL promote a cluster that is missing WAL.
- */
-export const EXIT_NOT_ARCHIVED = 1;
-export const EXIT_STOP_RECOVERY = 126;
+import { runArchiveGet } from '../archive/get.js';
+import { EXIT_NOT_ARCHIVED, EXIT_STOP_RECOVERY, isNotArchived } from '../archive/recoveryExit.js';
 
 export default class ArchiveGet extends BaseCommand<typeof ArchiveGet> {
   static override summary = "Fetch one WAL file from the repository (PostgreSQL's restore_command).";
@@ -22,13 +14,11 @@ export default class ArchiveGet extends BaseCommand<typeof ArchiveGet> {
   };
 
   async run(): Promise<WalObject> {
-    const { clusterName, repo } = await this.context();
-    return archiveGet(repo, clusterName, this.args.walName!, path.resolve(this.args.dest!));
+    return runArchiveGet(this.flags, this.args.walName!, this.args.dest!, this.logger);
   }
 
   protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
-    const notArchived = isStrataError(err) && err.code === 'NotFound' && err.context.walName === this.args?.walName;
-    if (notArchived) {
+    if (isNotArchived(err, this.args?.walName)) {
       // The common case during recovery: say nothing unless asked.
       process.exitCode = EXIT_NOT_ARCHIVED;
       if (this.jsonEnabled()) this.logJson(this.toErrorJson(err));

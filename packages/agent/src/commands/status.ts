@@ -25,7 +25,13 @@ export default class Status extends BaseCommand<typeof Status> {
     }
     const agentRunning =
       !state.stoppedAt &&
-      !isStale({ pid: state.pid, hostname: state.hostname, processStart: processStartTime(state.pid), job: 'agent', acquiredAt: '' });
+      !isStale({
+        pid: state.pid,
+        hostname: state.hostname,
+        processStart: processStartTime(state.pid) ?? null,
+        job: 'agent',
+        acquiredAt: '',
+      });
     this.log(
       `Agent pid ${state.pid} on ${state.hostname}: ${agentRunning ? 'running' : state.stoppedAt ? `stopped at ${state.stoppedAt}` : 'not running (it did not stop cleanly)'}; started ${state.startedAt}, config ${state.config}`,
     );

@@ -1,19 +1,18 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { parse, YAMLParseError } from 'yaml';
-import { StrataError, validateConfig, type ClusterConfig, type StrataConfig } from '@strata/core';
+import { StrataError, validateConfig, type ClusterConfig, type StrataConfig } from '@strata/core/base';
 
-export const DEFAULT_CONFIG_PATH = '/etc/strata/strata.yaml';
+import { DEFAULT_CONFIG_PATH, configPath } from './configPath.js';
+
+export { DEFAULT_CONFIG_PATH, configPath };
 
 export interface LoadedConfig {
   path: string;
   dir: string;
   config: StrataConfig;
-}
-
-/** Lookup order: --config, then STRATA_CONFIG, then /etc/strata/strata.yaml. */
-export function configPath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
-  return path.resolve(flag ?? env.STRATA_CONFIG ?? DEFAULT_CONFIG_PATH);
+  /** The file's text as read and validated. */
+  text: string;
 }
 
 export async function loadConfig(file: string): Promise<LoadedConfig> {
@@ -39,7 +38,7 @@ export async function loadConfig(file: string): Promise<LoadedConfig> {
       cause: err,
     });
   }
-  return { path: file, dir: path.dirname(file), config: validateConfig(data, file) };
+  return { path: file, dir: path.dirname(file), config: validateConfig(data, file), text };
 }
 
 /** --cluster may be omitted when exactly one cluster is configured. */

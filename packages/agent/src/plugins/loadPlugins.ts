@@ -15,7 +15,7 @@ import {
   type Logger,
   type PluginKind,
   type StrataConfig,
-} from '@strata/core';
+} from '@strata/core/base';
 
 /** Short names of the plugins that ship with Strata. */
 const BUILTIN_PACKAGES: Record<string, string> = {

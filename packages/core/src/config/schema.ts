@@ -95,11 +95,18 @@ export const configSchema = z
     compression: compressionSchema,
     archive: z
       .object({
-        /** Seconds a backup waits for the WAL it needs to reach the repository. */
+        /** Seconds a backup waits for the WAL it needs to reach the repository; also how long an async archive-push waits. */
         timeout: z.number().positive().default(120),
+        /** Asynchronous archiving: a background pusher stores ready WAL files ahead, in parallel. */
+        async: z.boolean().default(false),
+        /** Local directory for the async spool (markers and the pusher's lock and log); required with async. */
+        spoolPath: z.string().min(1).optional(),
+        /** WAL files the background pusher stores at the same time (worker threads). */
+        processMax: z.number().int().min(1).max(32).default(2),
       })
       .strict()
-      .default({ timeout: 120 }),
+      .refine((a) => !a.async || a.spoolPath !== undefined, { message: 'archive.async needs archive.spoolPath', path: ['spoolPath'] })
+      .default({ timeout: 120, async: false, processMax: 2 }),
     backup: z
       .object({
         /** Size of the compressed unit; restore fetches whole super blocks. Multiple of 8192. */

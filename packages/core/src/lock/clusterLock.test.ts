@@ -5,7 +5,8 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isStrataError } from '../errors/index.js';
 import type { Logger } from '../logger.js';
-import { acquireClusterLock, lockFile, processStartTime, readLock, type LockHolder } from './clusterLock.js';
+import { processStartTime } from '../os/processStart.js';
+import { acquireClusterLock, lockFile, readLock, type LockHolder } from './clusterLock.js';
 
 let dir: string;
 beforeEach(async () => {

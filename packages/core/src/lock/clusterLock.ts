@@ -1,3 +1,4 @@
+import { processStartTime } from '../os/processStart.js';
 import * as fs from 'node:fs/promises';
 import { readFileSync, unlinkSync } from 'node:fs';
 import * as os from 'node:os';
@@ -57,17 +58,6 @@ async function ensureDir(dir: string): Promise<void> {
   }
 }
 
-/** Field 22 of /proc/<pid>/stat (after the parenthesised command, which may hold spaces). */
-export function processStartTime(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return rest[19] ?? null;
-  } catch {
-    return null;
-  }
-}
-
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -92,7 +82,7 @@ export function isStale(h: LockHolder): boolean {
   if (h.hostname !== os.hostname()) return false;
   if (!isAlive(h.pid)) return true;
   const start = processStartTime(h.pid);
-  return h.processStart !== null && start !== null && start !== h.processStart;
+  return h.processStart !== null && start !== undefined && start !== h.processStart;
 }
 
 export function describeHolder(h: LockHolder): string {
@@ -128,7 +118,7 @@ export async function acquireClusterLock(
   const file = lockFile(stateDir, cluster);
   const holder: LockHolder = {
     pid: process.pid,
-    processStart: processStartTime(process.pid),
+    processStart: processStartTime(process.pid) ?? null,
     hostname: os.hostname(),
     job,
     acquiredAt: new Date().toISOString(),

@@ -1,12 +1,14 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
-import * as path from 'node:path';
 import { StrataError, isStrataError } from '../errors/index.js';
 import { keys, parseWalObjectName } from '../repository/keys.js';
 import type { Repository } from '../repository/Repository.js';
 import { readClusterInfo } from '../repository/clusterInfo.js';
 import { SEGMENT_RE, isWalFileName } from '../postgres/walNames.js';
 import { readSegmentHeader } from './segmentHeader.js';
+import { unreadableWal, walNameOf } from './walFile.js';
+
+export { unreadableWal, walNameOf };
 import type { Logger } from '../logger.js';
 import { noopLogger } from '../logger.js';
 
@@ -55,17 +57,12 @@ export async function findWalObjects(repo: Repository, cluster: string, walName:
 export async function archivePush(opts: ArchivePushOptions): Promise<ArchivePushResult> {
   const { repo, cluster, walPath } = opts;
   const log = opts.logger ?? noopLogger;
-  const walName = path.basename(walPath);
-  if (!isWalFileName(walName)) {
-    throw new StrataError('InvalidArgument', `"${walName}" is not a WAL file name`, {
-      hint: "use archive_command = 'strata archive-push %p' so PostgreSQL passes the file's path",
-    });
-  }
+  const walName = walNameOf(walPath);
   let data: Buffer;
   try {
     data = await fs.readFile(walPath);
   } catch (err) {
-    throw new StrataError('NotFound', `cannot read WAL file ${walPath}: ${(err as Error).message}`, { cause: err });
+    throw unreadableWal(walPath, err);
   }
   const info = await readClusterInfo(repo, cluster);
   if (SEGMENT_RE.test(walName)) {

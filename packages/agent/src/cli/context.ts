@@ -1,0 +1,39 @@
+import type { Logger, Repository } from '@strata/core/base';
+import { configPath, loadConfig, selectCluster, type LoadedConfig } from '../config/loadConfig.js';
+import { openRepository } from '../plugins/loadPlugins.js';
+import type { LogLevel } from './logger.js';
+
+/** The flags every command takes (BaseCommand.baseFlags), as both entry points parse them. */
+export interface GlobalFlags {
+  config?: string;
+  cluster?: string;
+  repo?: string;
+  'log-level'?: LogLevel;
+}
+
+export interface ClusterContext {
+  loaded: LoadedConfig;
+  clusterName: string;
+  cluster: LoadedConfig['config']['clusters'][string];
+}
+
+export interface CommandContext extends ClusterContext {
+  repo: Repository;
+}
+
+/** Config resolution (--config, STRATA_CONFIG, /etc/strata/strata.yaml) and the cluster. */
+export async function loadClusterContext(flags: GlobalFlags): Promise<ClusterContext> {
+  const loaded = await loadConfig(configPath(flags.config));
+  const { name, cluster } = selectCluster(loaded.config, flags.cluster);
+  return { loaded, clusterName: name, cluster };
+}
+
+/** The cluster and its repository (--repo, default the first configured). */
+export async function openContext(flags: GlobalFlags, logger: Logger): Promise<CommandContext> {
+  const ctx = await loadClusterContext(flags);
+  return { ...ctx, repo: await openRepositoryFor(ctx, flags, logger) };
+}
+
+export function openRepositoryFor(ctx: ClusterContext, flags: GlobalFlags, logger: Logger): Promise<Repository> {
+  return openRepository(ctx.loaded.config, ctx.loaded.path, ctx.loaded.dir, flags.repo, logger);
+}
