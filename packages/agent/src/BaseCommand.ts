@@ -3,6 +3,7 @@ import { pino } from 'pino';
 import { isStrataError, type Logger, type Repository } from '@strata/core';
 import { configPath, loadConfig, selectCluster, type LoadedConfig } from './config/loadConfig.js';
 import { openRepository } from './plugins/loadPlugins.js';
+import { ProgressLine } from './progress.js';
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>;
 
@@ -46,6 +47,12 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     const { name, cluster } = selectCluster(loaded.config, this.flags.cluster);
     const repo = await openRepository(loaded.config, loaded.path, loaded.dir, this.flags.repo, this.logger);
     return { loaded, clusterName: name, cluster, repo };
+  }
+
+  /** A progress line on stderr: drawn only on a TTY, without --json and without an explicit --log-level. */
+  protected progress(verb: string): ProgressLine {
+    const logLevelGiven = this.argv.some((a) => a === '--log-level' || a.startsWith('--log-level='));
+    return new ProgressLine(verb, process.stderr, ProgressLine.wanted(process.stderr, { json: this.jsonEnabled(), logLevelGiven }));
   }
 
   protected onCleanup(fn: () => Promise<void>): void {

@@ -22,3 +22,5 @@ export * from './info/info.js';
 export * from './verify/verify.js';
 export * from './retention/plan.js';
 export * from './retention/expire.js';
+export { parseRate, RateLimiter } from './pipeline/RateLimiter.js';
+export { defaultProcessMax } from './pipeline/BlockPool.js';

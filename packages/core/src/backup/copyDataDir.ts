@@ -2,6 +2,7 @@ import type { ManifestFile } from '../manifest/types.js';
 import { copyFile, type CopierOptions } from './fileCopier.js';
 import type { PreviousFiles } from './previousFiles.js';
 import { scanDataDir } from './scan.js';
+import { Lanes } from '../pipeline/Lanes.js';
 
 export interface CopyDataDirOptions {
   pgdata: string;
@@ -24,8 +25,7 @@ export async function copyDataDir(opts: CopyDataDirOptions): Promise<{ files: Ma
   let bytesRead = 0;
   let done = 0;
   const buffers = Array.from({ length: opts.lanes }, () => Buffer.allocUnsafe(opts.copier.superBlockSize));
-  const running = new Set<Promise<void>>();
-  let failure: { err: unknown } | undefined;
+  const lanes = new Lanes(opts.lanes);
   const copier = (changedBuffer: Buffer): CopierOptions => ({
     ...opts.copier,
     changedBuffer,
@@ -36,7 +36,7 @@ export async function copyDataDir(opts: CopyDataDirOptions): Promise<{ files: Ma
   });
 
   for await (const entry of scanDataDir(opts.pgdata)) {
-    if (failure) break;
+    if (lanes.failed) break;
     const base = {
       path: entry.path,
       mode: entry.stat.mode & 0o7777,
@@ -55,28 +55,21 @@ export async function copyDataDir(opts: CopyDataDirOptions): Promise<{ files: Ma
         continue;
       }
       const index = slots.push(undefined) - 1;
-      while (running.size >= opts.lanes) await Promise.race(running);
-      if (failure) break;
-      const buffer = buffers.pop()!;
-      let task: Promise<void> | undefined = undefined;
-      task = (async () => {
+      await lanes.run(async () => {
+        // One gather buffer per running copy: there are as many buffers as lanes.
+        const buffer = buffers.pop()!;
         try {
           const file = await copyFile(entry, copier(buffer), await previous?.pages(entry.path));
           slots[index] = file;
           bytes += file?.size ?? 0;
           done++;
-        } catch (err) {
-          failure ??= { err };
         } finally {
           buffers.push(buffer);
-          running.delete(task!);
         }
-      })();
-      running.add(task);
+      });
     }
   }
-  await Promise.all(running);
-  if (failure) throw failure.err;
+  await lanes.drain();
   return { files: slots.filter((f): f is ManifestFile => f !== undefined), bytes, bytesRead };
 }
 

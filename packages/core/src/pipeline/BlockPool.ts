@@ -67,6 +67,11 @@ export class BlockPool {
     });
   }
 
+  /** Worker threads. */
+  get size(): number {
+    return this.pool.size;
+  }
+
   acquire(): Promise<Slot> {
     return this.slots.acquire();
   }
