@@ -5,7 +5,7 @@ import type { PackWriter } from '../blocks/PackWriter.js';
 import type { BlockMapWriter } from '../blocks/BlockMapWriter.js';
 import { PAGE_HASH_BYTES, pageCount } from '../blocks/pageHash.js';
 import type { BlockPool } from '../pipeline/BlockPool.js';
-import type { BlockResult } from '../pipeline/blockJobs.js';
+import { ownSlice, type BlockResult } from '../pipeline/blockJobs.js';
 import type { RateLimiter } from '../pipeline/RateLimiter.js';
 import type { Slot } from '../pipeline/slots.js';
 import { pruneSuperBlocks } from '../blocks/superBlocks.js';
@@ -83,7 +83,7 @@ export async function copyFile(entry: ScanEntry, opts: CopierOptions, parent?: P
         ...(parentHashes && parent
           ? {
               parent: {
-                hashes: parentHashes.subarray(firstPage * PAGE_HASH_BYTES, (firstPage + sbSize / pageSize) * PAGE_HASH_BYTES),
+                hashes: ownSlice(parentHashes, firstPage * PAGE_HASH_BYTES, (firstPage + sbSize / pageSize) * PAGE_HASH_BYTES),
                 size: parent.map.size - position,
               },
             }

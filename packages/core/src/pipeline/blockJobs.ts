@@ -41,3 +41,11 @@ export interface BlockWorkerData {
   codec: 'zstd' | 'none';
   level: number;
 }
+
+/**
+ * A copy of `buf[start, end)` in its own ArrayBuffer. postMessage clones a view's whole buffer:
+ * a subarray of a file's digests (or of Buffer's 8 KiB pool) would copy all of it with every job.
+ */
+export function ownSlice(buf: Buffer, start: number, end: number): Uint8Array {
+  return new Uint8Array(buf.subarray(start, end));
+}

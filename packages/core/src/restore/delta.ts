@@ -6,7 +6,7 @@ import type { ManifestFile } from '../manifest/types.js';
 import { PAGE_HASH_BYTES, hashPages, pageCount } from '../blocks/pageHash.js';
 import { FrameReader, hashFile, restoreFile, restorePages, setMetadata } from './fileRestorer.js';
 import type { BlockPool } from '../pipeline/BlockPool.js';
-import type { BlockResult } from '../pipeline/blockJobs.js';
+import { ownSlice, type BlockResult } from '../pipeline/blockJobs.js';
 import type { Slot } from '../pipeline/slots.js';
 
 export interface DeltaOptions {
@@ -157,7 +157,7 @@ async function comparePagesInPool(
         length,
         compress: false,
         parent: {
-          hashes: expected.subarray(first * PAGE_HASH_BYTES, (first + sbSize / pageSize) * PAGE_HASH_BYTES),
+          hashes: ownSlice(expected, first * PAGE_HASH_BYTES, (first + sbSize / pageSize) * PAGE_HASH_BYTES),
           size: size - position,
         },
       });
