@@ -71,6 +71,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     for (const loc of locations.values()) await assertEmptyTarget(loc, 'tablespace location');
   }
   await assertConsistencyWal(repo, manifest);
+  log.debug({ label: manifest.label, ms: Date.now() - started }, 'consistency WAL verified');
 
   await fs.mkdir(pgdata, { recursive: true, mode: 0o700 });
   const processMax = opts.processMax ?? defaultProcessMax();
@@ -142,6 +143,7 @@ async function restoreWithPool(
     }
   }
   await lanes.drain();
+  (opts.logger ?? noopLogger).debug({ files, bytes, ms: Date.now() - started }, 'files restored');
   if (!pgControl) throw new StrataError('Integrity', `backup ${manifest.label} has no ${PG_CONTROL}`);
 
   await writeDurably(path.join(pgdata, 'backup_label'), manifest.backupLabel);
@@ -158,6 +160,7 @@ async function restoreWithPool(
   });
   // Everything else is on disk before pg_control makes the directory startable.
   await syncFilesystem([pgdata, ...locations.values()]);
+  (opts.logger ?? noopLogger).debug({ ms: Date.now() - started }, 'data directory synced');
   const controlTmp = path.join(pgdata, `${PG_CONTROL}.strata-tmp`);
   await fs.rm(controlTmp, { force: true });
   bytes += await restoreFile(pgControl, controlTmp, reader, { chown });
