@@ -72,6 +72,30 @@ describe('copyFile', () => {
     expect(fs.readFileSync(out).equals(content)).toBe(true);
   });
 
+  it('restores small files side by side in a pack from one read-ahead window', async () => {
+    const { repo } = await setup();
+    const c = copier(repo, 'F', await zstdPlugin.create({ level: 3 }, { configDir: '/' }));
+    const copied: ManifestFile[] = [];
+    const contents: Buffer[] = [];
+    for (let i = 0; i < 5; i++) {
+      const file = path.join(dir, `small-${i}`);
+      contents.push(Buffer.alloc(3000 + i * 100, i + 1));
+      fs.writeFileSync(file, contents[i]!);
+      copied.push((await copyFile({ path: `base/1/${400 + i}`, absPath: file, type: 'file', stat: fs.statSync(file) }, c))!);
+    }
+    await c.close();
+    const reader = new FrameReader(repo, manifestOf('F', copied));
+    reader.readAhead = 1024 * 1024;
+    for (let i = 0; i < 5; i++) {
+      const out = path.join(dir, `small-restored-${i}`);
+      await restoreFile(copied[i]!, out, reader, { chown: false });
+      expect(fs.readFileSync(out).equals(contents[i]!)).toBe(true);
+    }
+    // One ranged read from the first frame to the end of the pack served all five.
+    const pack = copied.map((f) => f.data!);
+    expect(reader.bytesFetched).toBe(pack.at(-1)!.offset + pack.at(-1)!.length - pack[0]!.offset);
+  });
+
   it('skips a file that vanished before it was read', async () => {
     const { repo } = await setup();
     const file = path.join(dir, 'gone');

@@ -13,6 +13,14 @@ import type { BlockPool } from '../pipeline/BlockPool.js';
 export class FrameReader {
   private readonly maps: BlockMapReader;
   bytesFetched = 0;
+  /**
+   * Full restore: fetch this many bytes of a pack from a frame on and serve the frames that follow
+   * from memory (frames of small files lie side by side), instead of one ranged read each. Off for
+   * delta restore, which fetches only what differs.
+   */
+  readAhead = 0;
+  private readonly windows = new Map<string, { start: number; data: Buffer }[]>();
+  private windowCount = 0;
 
   constructor(
     private readonly repo: Repository,
@@ -48,8 +56,7 @@ export class FrameReader {
     use: (data: Buffer, digests: Buffer | undefined) => Promise<T> | T,
   ): Promise<T> {
     const key = this.packKey(ref);
-    const raw = await this.repo.getBuffer(key, { range: { start: ref.offset, end: ref.offset + ref.length } });
-    this.bytesFetched += raw.length;
+    const raw = await this.fetch(key, ref);
     if (raw.length !== ref.length)
       throw this.corrupt(key, ref, what, `object is shorter than expected (${raw.length} of ${ref.length} bytes)`);
     const compressor = this.repo.compressor(this.manifest.options.compression);
@@ -76,6 +83,30 @@ export class FrameReader {
     }
     if (data.length !== expectedSize) throw this.corrupt(key, ref, what, `frame holds ${data.length} bytes, expected ${expectedSize}`);
     return use(data, undefined);
+  }
+
+  private async fetch(key: string, ref: FrameRef): Promise<Buffer> {
+    const end = ref.offset + ref.length;
+    const hit = this.windows.get(key)?.find((w) => ref.offset >= w.start && end <= w.start + w.data.length);
+    if (hit) return hit.data.subarray(ref.offset - hit.start, end - hit.start);
+    const want = Math.max(ref.length, this.readAhead);
+    // A range past the end of the object returns what there is.
+    const data = await this.repo.getBuffer(key, { range: { start: ref.offset, end: ref.offset + want } });
+    this.bytesFetched += data.length;
+    if (want > ref.length && data.length >= ref.length) {
+      // A few windows (one per restoring lane or so), the oldest dropped first: memory stays bounded.
+      if (this.windowCount >= 8) {
+        const [oldestKey, list] = this.windows.entries().next().value!;
+        list.shift();
+        this.windowCount--;
+        if (list.length === 0) this.windows.delete(oldestKey);
+      }
+      const list = this.windows.get(key) ?? [];
+      this.windows.delete(key);
+      this.windows.set(key, [...list, { start: ref.offset, data }]);
+      this.windowCount++;
+    }
+    return data.length > ref.length ? data.subarray(0, ref.length) : data;
   }
 
   corrupt(key: string, ref: FrameRef, what: string, why: string, cause?: unknown): StrataError {

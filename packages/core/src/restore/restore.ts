@@ -107,6 +107,7 @@ async function restoreWithPool(
   }
   const chown = process.getuid?.() === 0;
   const reader = new FrameReader(repo, manifest, pool);
+  if (!opts.delta) reader.readAhead = 1024 * 1024;
   const writeRate = rateLimiter(opts.maxRate);
   const totalBytes = manifest.stats.bytes;
   let bytes = 0;
