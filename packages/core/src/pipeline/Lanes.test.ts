@@ -52,8 +52,14 @@ describe('SlotRing', () => {
     expect(new Set([a.index, b.index]).size).toBe(2);
     expect(ring.tryAcquire()).toBeUndefined();
     const order: number[] = [];
-    const w1 = ring.acquire().then((s) => order.push(1) && s);
-    const w2 = ring.acquire().then((s) => order.push(2) && s);
+    const w1 = ring.acquire().then((s) => {
+      order.push(1);
+      return s;
+    });
+    const w2 = ring.acquire().then((s) => {
+      order.push(2);
+      return s;
+    });
     ring.release(a);
     expect(ring.tryAcquire()).toBeUndefined();
     ring.release(b);
