@@ -40,7 +40,7 @@ interface Sample {
 const log = (s: string) => process.stdout.write(`${s}\n`);
 
 function ensureTools(): void {
-  const missing = ['pgbackrest', 'time'].filter((p) => !fs.existsSync(p === 'time' ? '/usr/bin/time' : '/usr/bin/pgbackrest'));
+  const missing = ['pgbackrest', 'time', 'zstd'].filter((p) => !fs.existsSync(`/usr/bin/${p}`));
   if (missing.length === 0) return;
   if (process.getuid?.() !== 0) throw new Error(`install ${missing.join(' ')} (apt-get install ${missing.join(' ')}) or run as root`);
   log(`installing ${missing.join(', ')} from Debian`);
