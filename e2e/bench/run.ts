@@ -1,12 +1,15 @@
 /**
  * `npm run bench`: Strata against pgBackRest 2.45 on the same PostgreSQL 15 cluster in the same run.
- * Measured now: full backup, then incremental after `pgbench -T 10`, for Strata and for pgBackRest
- * with and without block incremental (repo1-block=y). The tools alternate (A B, then B A) for
- * BENCH_ROUNDS rounds; medians and per-round ratios are reported. Results go to bench/results/.
+ * Measured: full backup, incremental after `pgbench -T 10`, full restore into an empty directory
+ * and delta restore after a small change (restore.ts), for Strata and for pgBackRest with and
+ * without block incremental (repo1-block=y), plus the machine's ceilings (ceilings.ts). The tools
+ * alternate (A B, then B A) for the rounds; medians and per-round ratios are reported. Results go to
+ * bench/results/.
  *
- * Environment: BENCH_SCALE (pgbench scale, default 20), BENCH_ROUNDS (default 3),
- * BENCH_PGBENCH_SECONDS (default 10), BENCH_ARCHIVE=1 (also the WAL archiving measures of
- * archive.ts; they can run alone: node e2e/dist/bench/archive.js).
+ * Flags (or environment): --scale N (BENCH_SCALE, pgbench scale, default 100 ≈ 1.5 GB),
+ * --rounds N (BENCH_ROUNDS, default 3), BENCH_PGBENCH_SECONDS (default 10).
+ * BENCH_ARCHIVE=0 skips the WAL archiving measures of archive.ts (they can run alone:
+ * node e2e/dist/bench/archive.js).
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -15,9 +18,16 @@ import { PgCluster, chownToPostgres, makeScratchDir, runAsPostgres, stopAllClust
 import { STRATA_BIN, strataCommandLine, writeStrataConfig } from '../harness/strata.js';
 import { runArchiveBench } from './archive.js';
 import { pgbackrestConfig } from './pgbackrest.js';
+import { measureCeilings } from './ceilings.js';
+import { benchRestores, type RestoreSample } from './restore.js';
+import { restoreRows } from './report.js';
 
-const SCALE = Number(process.env.BENCH_SCALE ?? 20);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const flag = (name: string) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : undefined;
+};
+const SCALE = Number(flag('scale') ?? process.env.BENCH_SCALE ?? 100);
+const ROUNDS = Number(flag('rounds') ?? process.env.BENCH_ROUNDS ?? 3);
 const PGBENCH_SECONDS = Number(process.env.BENCH_PGBENCH_SECONDS ?? 10);
 const RESULTS = path.resolve(path.dirname(STRATA_BIN), '..', '..', '..', 'bench', 'results');
 
@@ -34,7 +44,7 @@ interface Sample {
 const log = (s: string) => process.stdout.write(`${s}\n`);
 
 function ensureTools(): void {
-  const missing = ['pgbackrest', 'time'].filter((p) => !fs.existsSync(p === 'time' ? '/usr/bin/time' : '/usr/bin/pgbackrest'));
+  const missing = ['pgbackrest', 'time', 'zstd'].filter((p) => !fs.existsSync(`/usr/bin/${p}`));
   if (missing.length === 0) return;
   if (process.getuid?.() !== 0) throw new Error(`install ${missing.join(' ')} (apt-get install ${missing.join(' ')}) or run as root`);
   log(`installing ${missing.join(', ')} from Debian`);
@@ -147,12 +157,18 @@ async function main(): Promise<void> {
     );
   };
 
+  log('measuring the machine ceilings (zstd -3 -T2, cold read) on the same files');
+  const ceilings = await measureCeilings(pg.dataDir, work);
   const tools: Tool[] = ['strata', 'pgbackrest-block', 'pgbackrest'];
+  const restores: RestoreSample[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
     const order = round % 2 ? tools : [...tools].reverse();
     for (const tool of order) await backup(tool, 'full', round);
     await pg.pgbench(['-T', String(PGBENCH_SECONDS), '-c', '2', 'postgres']);
     for (const tool of order) await backup(tool, 'incr', round);
+    restores.push(...(await benchRestores({ work, strata, pgbr: (t, a) => pgbr(t as Tool, a) }, order, round)));
+    for (const s of restores.filter((r) => r.round === round))
+      log(`  round ${round} ${s.kind.padEnd(7)} ${s.tool.padEnd(17)} ${s.wallSeconds.toFixed(2)} s  ${s.peakRssMiB.toFixed(0)} MiB RSS`);
   }
 
   const rows: string[] = [];
@@ -187,8 +203,18 @@ async function main(): Promise<void> {
       );
     }
   }
-  // BENCH_ARCHIVE=1 adds the WAL archiving measures (e2e/bench/archive.ts), on their own cluster.
-  const archive = process.env.BENCH_ARCHIVE === '1' ? await runArchiveBench({ rounds: ROUNDS, log }) : undefined;
+  // What share of the physical limit each tool's full backup reached (end to end, start-up and WAL wait included).
+  const ceilingLines = () => {
+    const full = (tool: Tool) => median(samples.filter((s) => s.tool === tool && s.kind === 'full').map((s) => s.wallSeconds));
+    const pct = (tool: Tool) => ((ceilings.zstdSeconds / full(tool)) * 100).toFixed(0);
+    summary.ceilings = { ...ceilings, fullVsZstd: Object.fromEntries(tools.map((t) => [t, ceilings.zstdSeconds / full(t)])) };
+    return [
+      `Ceilings on the same ${ceilings.files} files (${(ceilings.bytes / 2 ** 20).toFixed(0)} MiB): zstd -3 -T2 ${ceilings.zstdSeconds.toFixed(2)} s (${ceilings.zstdMiBps.toFixed(0)} MiB/s, page cache warm); cold read ${ceilings.coldReadSeconds.toFixed(2)} s (${ceilings.coldReadMiBps.toFixed(0)} MiB/s, ${ceilings.coldMethod}); write + fsync ${ceilings.writeSeconds.toFixed(2)} s (${ceilings.writeMiBps.toFixed(0)} MiB/s).`,
+      `Full backup wall as % of the zstd ceiling (zstd time / backup time): Strata ${pct('strata')}%, pgBackRest block ${pct('pgbackrest-block')}%, pgBackRest ${pct('pgbackrest')}%.`,
+    ];
+  };
+  // The WAL archiving measures (e2e/bench/archive.ts), on their own cluster; BENCH_ARCHIVE=0 skips them.
+  const archive = process.env.BENCH_ARCHIVE === '0' ? undefined : await runArchiveBench({ rounds: ROUNDS, log });
   const date = new Date().toISOString().replace(/[:.]/g, '-');
   const table = [
     `Strata vs pgBackRest 2.45, pgbench scale ${SCALE} (${(dbBytes / 2 ** 20).toFixed(0)} MiB), ${ROUNDS} rounds, incr after pgbench -T ${PGBENCH_SECONDS}; medians, ratios are medians of per-round Strata/pgBackRest.`,
@@ -196,12 +222,15 @@ async function main(): Promise<void> {
     '| backup | measure | Strata | pgBackRest block | pgBackRest | ratio vs block | ratio vs plain |',
     '|---|---|---|---|---|---|---|',
     ...rows,
+    ...restoreRows(restores, summary, ROUNDS),
+    '',
+    ...ceilingLines(),
     ...(archive ? ['', archive.table] : []),
   ].join('\n');
   fs.mkdirSync(RESULTS, { recursive: true });
   fs.writeFileSync(
     path.join(RESULTS, `${date}.json`),
-    `${JSON.stringify({ date, scale: SCALE, rounds: ROUNDS, dbBytes, samples, summary, archive }, null, 2)}\n`,
+    `${JSON.stringify({ date, scale: SCALE, rounds: ROUNDS, dbBytes, samples, restores, ceilings, summary, archive }, null, 2)}\n`,
   );
   fs.writeFileSync(path.join(RESULTS, `${date}.md`), `${table}\n`);
   log(`\n${table}\n\nwritten to ${path.join(RESULTS, date)}.{json,md}`);

@@ -5,6 +5,7 @@ import { configPath, loadConfig, type LoadedConfig } from './config/loadConfig.j
 import { openContext, type CommandContext } from './cli/context.js';
 import { createLogger, LOG_LEVELS } from './cli/logger.js';
 import { describeError, errorJson, exitCodeFor, successJson } from './cli/output.js';
+import { ProgressLine } from './progress.js';
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>;
 
@@ -40,6 +41,12 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 
   protected async context(): Promise<CommandContext> {
     return openContext(this.flags, this.logger);
+  }
+
+  /** A progress line on stderr: drawn only on a TTY, without --json and without an explicit --log-level. */
+  protected progress(verb: string): ProgressLine {
+    const logLevelGiven = this.argv.some((a) => a === '--log-level' || a.startsWith('--log-level='));
+    return new ProgressLine(verb, process.stderr, ProgressLine.wanted(process.stderr, { json: this.jsonEnabled(), logLevelGiven }));
   }
 
   protected onCleanup(fn: () => Promise<void>): void {

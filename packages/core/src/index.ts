@@ -14,3 +14,5 @@ export * from './retention/plan.js';
 export * from './retention/expire.js';
 export * from './rehearsal/index.js';
 export * from './lock/clusterLock.js';
+export { parseRate, RateLimiter } from './pipeline/RateLimiter.js';
+export { defaultProcessMax } from './pipeline/BlockPool.js';

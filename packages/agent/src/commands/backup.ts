@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { runBackup, type BackupResult } from '@strata/core';
+import { parseRate, runBackup, type BackupResult } from '@strata/core';
 import { BaseCommand } from '../BaseCommand.js';
 
 export default class Backup extends BaseCommand<typeof Backup> {
@@ -18,11 +18,21 @@ export default class Backup extends BaseCommand<typeof Backup> {
         'full; incr: pages changed since the newest backup; diff: since the newest full (default: incr when a usable full exists, else full)',
     })(),
     'start-fast': Flags.boolean({ default: false, description: 'request an immediate checkpoint instead of waiting for a spread one' }),
+    'process-max': Flags.integer({
+      min: 1,
+      max: 64,
+      description: 'worker threads reading, hashing and compressing (default: backup.processMax, else 2 or the cores when fewer)',
+    }),
+    'max-rate': Flags.string({
+      description: 'limit reading PGDATA and writing to the repository to this many bytes/s each, e.g. 100MB (default: backup.maxRate)',
+    }),
   };
 
   async run(): Promise<BackupResult & { peakRssBytes: number }> {
+    const maxRate = this.flags['max-rate'] === undefined ? undefined : parseRate(this.flags['max-rate']);
     const { loaded, clusterName, cluster, repo } = await this.context();
     await this.lockCluster(loaded.config.stateDir, clusterName, `backup --type ${this.flags.type ?? 'auto'}`);
+    const progress = this.progress('backup');
     const result = await runBackup({
       repo,
       clusterName,
@@ -32,7 +42,11 @@ export default class Backup extends BaseCommand<typeof Backup> {
       startFast: this.flags['start-fast'],
       logger: this.logger,
       onCopyStart: (label) => this.logger.info({ label }, 'copying files'),
-    });
+      processMax: this.flags['process-max'],
+      maxRate,
+      estimateTotal: progress.enabled,
+      onProgress: (p) => progress.update(p.bytes, p.totalBytes),
+    }).finally(() => progress.done());
     if (result.note) this.warnUser(result.note);
     const ratio = result.bytes > 0 ? ((result.repoBytes / result.bytes) * 100).toFixed(1) : '0';
     this.log(

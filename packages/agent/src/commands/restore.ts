@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { StrataError, assertLabel, parseTarget, runRestore, type RestoreResult } from '@strata/core';
+import { StrataError, assertLabel, parseRate, parseTarget, runRestore, type RestoreResult } from '@strata/core';
 import { BaseCommand } from '../BaseCommand.js';
 import { contextFlags, strataCommandPrefix } from '../self.js';
 import { fmtBytes } from './backup.js';
@@ -41,6 +41,14 @@ export default class Restore extends BaseCommand<typeof Restore> {
       description: 'with --delta: keep files whose size and mtime match the backup without reading them',
       dependsOn: ['delta'],
     }),
+    'process-max': Flags.integer({
+      min: 1,
+      max: 64,
+      description: 'worker threads decompressing and verifying (default: restore.processMax, else 2 or the cores when fewer)',
+    }),
+    'max-rate': Flags.string({
+      description: 'limit writing to the data directory to this many bytes/s, e.g. 100MB (default: restore.maxRate)',
+    }),
     'restore-command': Flags.string({
       description: 'restore_command to write (default: this strata with the same --config and --cluster)',
     }),
@@ -64,7 +72,9 @@ export default class Restore extends BaseCommand<typeof Restore> {
     if (f['target-timeline'] && !/^(latest|current|\d+)$/.test(f['target-timeline'])) {
       throw new StrataError('InvalidArgument', `--target-timeline "${f['target-timeline']}" must be latest, current or a timeline number`);
     }
+    const maxRate = f['max-rate'] === undefined ? undefined : parseRate(f['max-rate']);
     const { loaded, clusterName, cluster, repo } = await this.context();
+    const progress = this.progress(f.delta ? 'delta restore' : 'restore');
     const result = await runRestore({
       repo,
       clusterName,
@@ -80,7 +90,10 @@ export default class Restore extends BaseCommand<typeof Restore> {
       restoreCommand: f['restore-command'] ?? `${strataCommandPrefix()} archive-get ${contextFlags(loaded.path, clusterName)} %f "%p"`,
       tablespaceMap: parseTablespaceMap(f['tablespace-map'] ?? []),
       logger: this.logger,
-    });
+      processMax: f['process-max'] ?? loaded.config.restore.processMax,
+      maxRate: maxRate ?? loaded.config.restore.maxRate,
+      onProgress: (p) => progress.update(p.bytes, p.totalBytes),
+    }).finally(() => progress.done());
     this.log(
       `Restored backup ${result.label} into ${result.pgdata}: ${result.files} files, ${fmtBytes(result.bytes)} (fetched ${fmtBytes(result.bytesFetched)}), in ${(result.durationMs / 1000).toFixed(1)} s.`,
     );

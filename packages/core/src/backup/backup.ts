@@ -6,13 +6,14 @@ import { formatLsn, parseLsn, segmentNameForLsn, segmentRange } from '../postgre
 import { keys } from '../repository/keys.js';
 import type { Repository } from '../repository/Repository.js';
 import { assertSameSystem, readClusterInfo } from '../repository/clusterInfo.js';
-import { MANIFEST_FORMAT, type BackupType, type Manifest, type ManifestFile } from '../manifest/types.js';
+import { MANIFEST_FORMAT, type BackupType, type Manifest } from '../manifest/types.js';
 import { backupLabel, planBackup, type RequestedType } from './parent.js';
 import { PreviousFiles } from './previousFiles.js';
 import { PackWriter } from '../blocks/PackWriter.js';
 import { BlockMapWriter } from '../blocks/BlockMapWriter.js';
-import { scanDataDir } from './scan.js';
-import { copyFile } from './fileCopier.js';
+import { copyDataDir, scanTotal } from './copyDataDir.js';
+import { BlockPool, defaultProcessMax, type BlockPoolOptions } from '../pipeline/BlockPool.js';
+import { rateLimiter } from '../pipeline/RateLimiter.js';
 import { waitForWal } from './waitForWal.js';
 import { noopLogger, type Logger } from '../logger.js';
 
@@ -26,7 +27,14 @@ export interface BackupOptions {
   /** Ask for an immediate checkpoint instead of a spread one. */
   startFast: boolean;
   logger?: Logger;
+  /** Called as data is read; `totalBytes` is what the scan found (with `estimateTotal`). */
   onProgress?: (p: { files: number; bytes: number; totalBytes?: number }) => void;
+  /** Walk PGDATA once before copying to know the total for progress (cheap: one lstat per file). */
+  estimateTotal?: boolean;
+  /** Worker threads (default: config backup.processMax, else 2 or the cores when fewer). */
+  processMax?: number;
+  /** Bytes per second for reading PGDATA and writing packs (default: config backup.maxRate). */
+  maxRate?: number;
   /** Called once the copy phase has begun (tests use it to interrupt a backup). */
   onCopyStart?: (label: string) => void;
 }
@@ -87,47 +95,41 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
          FROM pg_tablespace WHERE spcname NOT IN ('pg_default', 'pg_global') ORDER BY oid`,
     );
 
-    const packs = new PackWriter(repo, clusterName, label, config.backup.packSize);
+    const maxRate = opts.maxRate ?? config.backup.maxRate;
+    const packs = new PackWriter(repo, clusterName, label, config.backup.packSize, rateLimiter(maxRate));
     const blockMaps = new BlockMapWriter(repo, clusterName, label, compression);
-    const files: ManifestFile[] = [];
-    let bytes = 0;
-    let bytesRead = 0;
-    const copier = {
-      packs,
-      blockMaps,
-      compressor,
-      pageSize: server.blockSize,
-      superBlockSize: config.backup.superBlockSize,
-      readBuffer: Buffer.allocUnsafe(config.backup.superBlockSize),
-      changedBuffer: Buffer.allocUnsafe(config.backup.superBlockSize),
-      onBytes: (n: number) => {
-        bytesRead += n;
+    const processMax = opts.processMax ?? config.backup.processMax ?? defaultProcessMax();
+    const { files, bytes, bytesRead } = await withBlockPool(
+      {
+        processMax,
+        superBlockSize: config.backup.superBlockSize,
+        pageSize: server.blockSize,
+        ...(compressor.parallel ?? { codec: 'none', level: 0 }),
       },
-    };
-    const previous = parent ? new PreviousFiles(repo, parent) : undefined;
-    opts.onCopyStart?.(label);
-    for await (const entry of scanDataDir(cluster.pgdata)) {
-      const base = {
-        path: entry.path,
-        mode: entry.stat.mode & 0o7777,
-        uid: entry.stat.uid,
-        gid: entry.stat.gid,
-        mtime: Math.floor(entry.stat.mtimeMs),
-      };
-      if (entry.type === 'dir') files.push({ ...base, type: 'dir' });
-      else if (entry.type === 'link') files.push({ ...base, type: 'link', target: entry.target });
-      else {
-        const unchanged = previous?.unchanged(entry);
-        const file = unchanged ? { ...unchanged, ...base } : await copyFile(entry, copier, await previous?.pages(entry.path));
-        if (file) {
-          files.push(file);
-          bytes += file.size ?? 0;
-        }
-        opts.onProgress?.({ files: files.length, bytes });
-      }
-    }
-    await packs.close();
-    await blockMaps.flush();
+      async (pool) => {
+        const totalBytes = opts.estimateTotal ? await scanTotal(cluster.pgdata) : undefined;
+        opts.onCopyStart?.(label);
+        const copied = await copyDataDir({
+          pgdata: cluster.pgdata,
+          previous: parent ? new PreviousFiles(repo, parent) : undefined,
+          copier: {
+            packs,
+            blockMaps,
+            compressor,
+            pool,
+            pageSize: server.blockSize,
+            superBlockSize: config.backup.superBlockSize,
+            readRate: rateLimiter(maxRate),
+          },
+          // Files in flight at once: enough to keep every worker busy on small files.
+          lanes: processMax * 2,
+          onProgress: opts.onProgress ? (p) => opts.onProgress!({ ...p, totalBytes }) : undefined,
+        });
+        await packs.close();
+        await blockMaps.flush();
+        return copied;
+      },
+    );
 
     const stopFn = server.major >= 15 ? 'pg_backup_stop(false)' : 'pg_stop_backup(false, false)';
     const stop = await session.one<{ lsn: string; labelfile: string; spcmapfile: string | null }>(
@@ -237,5 +239,15 @@ async function freeLabel(repo: Repository, cluster: string, type: BackupType, pa
     const taken = await repo.listAll(keys.backupDir(cluster, label));
     if (taken.length === 0) return label;
     await new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 5));
+  }
+}
+
+/** Runs `fn` with a block pool that is closed afterwards, whatever happens. */
+export async function withBlockPool<T>(opts: BlockPoolOptions, fn: (pool: BlockPool) => Promise<T>): Promise<T> {
+  const pool = new BlockPool(opts);
+  try {
+    return await fn(pool);
+  } finally {
+    await pool.close();
   }
 }

@@ -1,6 +1,7 @@
 import { keys } from '../repository/keys.js';
 import type { Repository } from '../repository/Repository.js';
 import type { FrameRef } from '../manifest/types.js';
+import type { RateLimiter } from '../pipeline/RateLimiter.js';
 
 /**
  * Appends compressed frames to numbered pack objects. Frames are copied into one of two reusable
@@ -13,6 +14,8 @@ export class PackWriter {
   private currentSize = 0;
   private packNo = 0;
   private inFlight: Promise<void> | undefined;
+  /** Appends from concurrent file copies run one at a time (a flush must not interleave). */
+  private lock: Promise<unknown> = Promise.resolve();
   bytesWritten = 0;
 
   constructor(
@@ -20,6 +23,7 @@ export class PackWriter {
     private readonly cluster: string,
     private readonly label: string,
     private readonly packSize: number,
+    private readonly rate?: RateLimiter,
   ) {
     this.buffers = [Buffer.allocUnsafe(packSize), Buffer.allocUnsafe(packSize)];
   }
@@ -37,7 +41,13 @@ export class PackWriter {
    * Lets `write` put up to `maxSize` bytes straight into the pack buffer (e.g. a compressor
    * writing its output in place) and returns where the frame landed.
    */
-  async appendWith(maxSize: number, write: (dst: Buffer) => number): Promise<FrameRef> {
+  appendWith(maxSize: number, write: (dst: Buffer) => number): Promise<FrameRef> {
+    const done = this.lock.then(() => this.appendNow(maxSize, write));
+    this.lock = done.catch(() => undefined);
+    return done;
+  }
+
+  private async appendNow(maxSize: number, write: (dst: Buffer) => number): Promise<FrameRef> {
     if (this.currentSize > 0 && this.currentSize + maxSize > this.packSize) await this.flush();
     if (maxSize > this.buffers[this.active].length - this.currentSize) {
       // Only a frame larger than a whole pack gets here (super blocks bigger than packs).
@@ -55,7 +65,11 @@ export class PackWriter {
     const key = keys.pack(this.cluster, this.label, this.packNo);
     // The other buffer is reused next: its write must have finished.
     await this.inFlight;
-    this.inFlight = this.repo.put(key, body, { ifNoneMatch: true });
+    const put = async () => {
+      await this.rate?.take(body.length);
+      await this.repo.put(key, body, { ifNoneMatch: true });
+    };
+    this.inFlight = put();
     // Attach a handler now so a failure is never unhandled; it is rethrown by the next await.
     this.inFlight.catch(() => undefined);
     this.bytesWritten += body.length;
@@ -65,6 +79,7 @@ export class PackWriter {
   }
 
   async close(): Promise<void> {
+    await this.lock;
     await this.flush();
     await this.inFlight;
   }

@@ -27,6 +27,7 @@ export const zstdPlugin = definePlugin({
     cctx.setParameter(binding.CParameter.checksumFlag, 1);
     return {
       extension: 'zst',
+      parallel: { codec: 'zstd' as const, level: config.level },
       bound: (size: number) => binding.compressBound(size),
       compressInto: (data: Buffer, out: Buffer) => cctx.compress2(out, data),
       compress: (data: Buffer) =>
@@ -54,6 +55,7 @@ export const nonePlugin = definePlugin({
   configSchema: z.object({}).passthrough(),
   create: () => ({
     extension: 'raw',
+    parallel: { codec: 'none' as const, level: 0 },
     compress: (data: Buffer) => Promise.resolve(data),
     decompress: (data: Buffer) => Promise.resolve(data),
   }),

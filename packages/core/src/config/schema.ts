@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseRate } from '../pipeline/RateLimiter.js';
 
 const clusterName = z
   .string()
@@ -43,6 +44,19 @@ export const scheduleSchema = z
   })
   .strict()
   .default({});
+
+const processMaxSchema = z.number().int().min(1).max(64);
+
+/** A rate in bytes per second: a number, or text with a unit ("100MB", "50MiB"). */
+const rateSchema = z.union([z.number().int().min(1), z.string()]).transform((v, ctx) => {
+  if (typeof v === 'number') return v;
+  try {
+    return parseRate(v);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message + ' (e.g. 100MB, 50MiB, 1048576)' });
+    return z.NEVER;
+  }
+});
 
 export const clusterSchema = z
   .object({
@@ -123,9 +137,22 @@ export const configSchema = z
           .int()
           .min(1024 * 1024)
           .default(16 * 1024 * 1024),
+        /** Worker threads reading, hashing and compressing (default: 2, or the cores when fewer). */
+        processMax: processMaxSchema.optional(),
+        /** Bytes per second for reading PGDATA and for writing to the repository (e.g. "100MB"); unset: unlimited. */
+        maxRate: rateSchema.optional(),
       })
       .strict()
       .default({ superBlockSize: 1024 * 1024, packSize: 16 * 1024 * 1024 }),
+    restore: z
+      .object({
+        /** Worker threads decompressing and verifying (default: 2, or the cores when fewer). */
+        processMax: processMaxSchema.optional(),
+        /** Bytes per second written to the data directory; unset: unlimited. */
+        maxRate: rateSchema.optional(),
+      })
+      .strict()
+      .default({}),
     retention: retentionSchema,
     /** Locks and the agent's job state (default: /var/lib/strata/state, see docs/configuration.md). */
     stateDir: z.string().optional(),

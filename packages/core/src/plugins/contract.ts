@@ -72,6 +72,12 @@ export interface Compressor {
   bound?(size: number): number;
   /** Optional zero-copy path: compress into `out` (at least bound(data.length) long); returns the length. */
   compressInto?(data: Buffer, out: Buffer): number;
+  /**
+   * Optional: a codec core's worker threads run with output identical to this compressor's, so
+   * backup and restore can compress and decompress in parallel. Third-party compressors omit it
+   * and run on the main thread.
+   */
+  readonly parallel?: { codec: 'zstd' | 'none'; level: number };
 }
 
 export interface PluginContext {

@@ -1,10 +1,13 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { StrataError } from '../errors/index.js';
 import type { ManifestFile } from '../manifest/types.js';
 import { PAGE_HASH_BYTES, hashPages, pageCount } from '../blocks/pageHash.js';
 import { FrameReader, hashFile, restoreFile, restorePages, setMetadata } from './fileRestorer.js';
+import type { BlockPool } from '../pipeline/BlockPool.js';
+import { ownSlice, type BlockResult } from '../pipeline/blockJobs.js';
+import type { Slot } from '../pipeline/slots.js';
 
 export interface DeltaOptions {
   chown: boolean;
@@ -50,31 +53,15 @@ export async function deltaRestoreFile(
   const expected = Buffer.from(map.hashes, 'base64');
   const handle = await fs.open(dest, 'r+');
   try {
-    const differ = new Uint8Array(pages).fill(1);
-    const buf = Buffer.allocUnsafe(1024 * 1024);
-    const digest = Buffer.alloc(PAGE_HASH_BYTES);
     const comparable = Math.min(st.size, size);
-    let same = 0;
-    for (let pos = 0; pos < comparable;) {
-      const { bytesRead } = await handle.read(buf, 0, Math.min(buf.length, comparable - pos), pos);
-      if (bytesRead === 0) break;
-      for (let off = 0; off < bytesRead; off += map.pageSize) {
-        const page = (pos + off) / map.pageSize;
-        const len = Math.min(map.pageSize, size - page * map.pageSize);
-        if (off + len > bytesRead) break; // a page cut short by the old size: fetch it
-        hashPages(buf.subarray(off, off + len), map.pageSize, digest, 0);
-        if (digest.equals(expected.subarray(page * PAGE_HASH_BYTES, (page + 1) * PAGE_HASH_BYTES))) {
-          differ[page] = 0;
-          same++;
-        }
-      }
-      pos += bytesRead;
-    }
+    const { differ, same, sha } = reader.pool
+      ? await comparePagesInPool(dest, comparable, size, map.pageSize, expected, reader.pool)
+      : await comparePages(handle, comparable, size, map.pageSize, expected);
     if (st.size !== size) await handle.truncate(size);
     if (same < pages) await restorePages(file, size, handle, reader, createHash('sha256'), differ);
-    const sha = createHash('sha256');
-    await hashFile(handle, size, sha);
-    if (sha.digest('hex') !== file.sha256) {
+    // Unchanged and whole: the compare pass already hashed every byte, in order.
+    const digest = same === pages && st.size === size && sha ? sha.digest('hex') : await sha256OfHandle(handle, size);
+    if (digest !== file.sha256) {
       throw new StrataError('Integrity', `${file.path}: after delta restore the file does not match the manifest's checksum`, {
         hint: 'run a restore without --delta into an empty directory',
       });
@@ -87,6 +74,125 @@ export async function deltaRestoreFile(
   } finally {
     await handle.close().catch(() => undefined);
   }
+}
+
+async function sha256OfHandle(handle: fs.FileHandle, size: number): Promise<string> {
+  const sha = createHash('sha256');
+  await hashFile(handle, size, sha);
+  return sha.digest('hex');
+}
+
+interface Comparison {
+  /** 1 for each page to fetch. */
+  differ: Uint8Array;
+  same: number;
+  /** sha256 of the bytes compared, when they were hashed in order. */
+  sha?: Hash;
+}
+
+/** Digests the existing file's pages on this thread and marks those that differ from `expected`. */
+async function comparePages(
+  handle: fs.FileHandle,
+  comparable: number,
+  size: number,
+  pageSize: number,
+  expected: Buffer,
+): Promise<Comparison> {
+  const pages = pageCount(size, pageSize);
+  const differ = new Uint8Array(pages).fill(1);
+  const buf = Buffer.allocUnsafe(1024 * 1024);
+  const digest = Buffer.alloc(PAGE_HASH_BYTES);
+  let same = 0;
+  for (let pos = 0; pos < comparable;) {
+    const { bytesRead } = await handle.read(buf, 0, Math.min(buf.length, comparable - pos), pos);
+    if (bytesRead === 0) break;
+    for (let off = 0; off < bytesRead; off += pageSize) {
+      const page = (pos + off) / pageSize;
+      const len = Math.min(pageSize, size - page * pageSize);
+      if (off + len > bytesRead) break; // a page cut short by the old size: fetch it
+      hashPages(buf.subarray(off, off + len), pageSize, digest, 0);
+      if (digest.equals(expected.subarray(page * PAGE_HASH_BYTES, (page + 1) * PAGE_HASH_BYTES))) {
+        differ[page] = 0;
+        same++;
+      }
+    }
+    pos += bytesRead;
+  }
+  return { differ, same };
+}
+
+/**
+ * The same in the block pool: workers read and digest super blocks of the existing file (two at a
+ * time per file) while this thread hashes the whole file in order, so an unchanged file is read once.
+ */
+async function comparePagesInPool(
+  dest: string,
+  comparable: number,
+  size: number,
+  pageSize: number,
+  expected: Buffer,
+  pool: BlockPool,
+): Promise<Comparison> {
+  const pages = pageCount(size, pageSize);
+  const differ = new Uint8Array(pages).fill(1);
+  const sha = createHash('sha256');
+  const sbSize = pool.slots.layout.inSize;
+  let same = 0;
+  let inOrder = true;
+  const queue: { slot: Slot; position: number; job: Promise<BlockResult> }[] = [];
+  let next = 0;
+  const fill = async () => {
+    while (next < comparable && queue.length < 2) {
+      const slot = queue.length === 0 ? await pool.acquire() : pool.tryAcquire();
+      if (!slot) return;
+      const position = next;
+      next += sbSize;
+      const first = position / pageSize;
+      const length = Math.min(sbSize, comparable - position);
+      const job = pool.run({
+        op: 'read',
+        slot: slot.index,
+        path: dest,
+        position,
+        length,
+        compress: false,
+        parent: {
+          hashes: ownSlice(expected, first * PAGE_HASH_BYTES, (first + sbSize / pageSize) * PAGE_HASH_BYTES),
+          size: size - position,
+        },
+      });
+      job.catch(() => undefined);
+      queue.push({ slot, position, job });
+    }
+  };
+  try {
+    await fill();
+    while (queue.length > 0) {
+      const chunk = queue[0]!;
+      const r = await chunk.job;
+      if (r.ioError) throw Object.assign(new Error(`cannot read ${dest}: ${r.ioError.message}`), { code: r.ioError.code });
+      const first = chunk.position / pageSize;
+      const changed = new Set(r.changed ?? []);
+      // The worker counts a page cut short by the old size as changed: it is fetched.
+      for (let i = 0; i * pageSize < r.bytes; i++) {
+        if (!changed.has(i)) {
+          differ[first + i] = 0;
+          same++;
+        }
+      }
+      if (inOrder) sha.update(chunk.slot.input.subarray(0, r.bytes));
+      if (r.bytes < Math.min(sbSize, comparable - chunk.position)) inOrder = false;
+      queue.shift();
+      pool.release(chunk.slot);
+      await fill();
+    }
+  } finally {
+    for (const chunk of queue.splice(0)) {
+      await chunk.job.catch(() => undefined);
+      pool.release(chunk.slot);
+    }
+  }
+  return { differ, same, ...(inOrder ? { sha } : {}) };
 }
 
 async function sha256Of(file: string): Promise<string> {

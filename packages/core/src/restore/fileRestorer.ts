@@ -7,17 +7,33 @@ import type { BlockMapEntry, BlockMapRef, FrameRef, Manifest, ManifestFile } fro
 import { PAGE_HASH_BYTES, hashPages, pageCount } from '../blocks/pageHash.js';
 import { BlockMapReader } from '../blocks/BlockMapReader.js';
 import { pageOwners, pagesOf } from '../blocks/superBlocks.js';
+import type { BlockPool } from '../pipeline/BlockPool.js';
 
 /** Reads frames and block maps of one backup chain, checking every checksum on the way. */
 export class FrameReader {
   private readonly maps: BlockMapReader;
   bytesFetched = 0;
+  /**
+   * Full restore: fetch this many bytes of a pack from a frame on and serve the frames that follow
+   * from memory (frames of small files lie side by side), instead of one ranged read each. Off for
+   * delta restore, which fetches only what differs.
+   */
+  readAhead = 0;
+  private readonly windows = new Map<string, { start: number; data: Buffer }[]>();
+  private windowCount = 0;
 
   constructor(
     private readonly repo: Repository,
     private readonly manifest: Manifest,
+    /** Decompression and page digests in worker threads (optional: without it, on this thread). */
+    readonly pool?: BlockPool,
   ) {
     this.maps = new BlockMapReader(repo, manifest.cluster, manifest.label);
+  }
+
+  /** Page size the pool digests with (0 without a pool). */
+  get pageSize(): number {
+    return this.pool?.opts.pageSize ?? 0;
   }
 
   packKey(ref: FrameRef): string {
@@ -28,22 +44,69 @@ export class FrameReader {
     return this.maps.entry(ref, path);
   }
 
-  /** Fetches and decompresses one frame; `expectedSize` guards against a frame from elsewhere. */
-  async frame(ref: FrameRef, expectedSize: number, what: string): Promise<Buffer> {
+  /**
+   * Fetches and decompresses one frame and hands it to `use`, with its page digests when a block
+   * worker computed them; `expectedSize` guards against a frame from elsewhere. With a pool the
+   * frame lives in a shared slot only while `use` runs.
+   */
+  async withFrame<T>(
+    ref: FrameRef,
+    expectedSize: number,
+    what: string,
+    use: (data: Buffer, digests: Buffer | undefined) => Promise<T> | T,
+  ): Promise<T> {
     const key = this.packKey(ref);
-    const raw = await this.repo.getBuffer(key, { range: { start: ref.offset, end: ref.offset + ref.length } });
-    this.bytesFetched += raw.length;
+    const raw = await this.fetch(key, ref);
     if (raw.length !== ref.length)
       throw this.corrupt(key, ref, what, `object is shorter than expected (${raw.length} of ${ref.length} bytes)`);
+    const compressor = this.repo.compressor(this.manifest.options.compression);
+    const pool = this.pool;
+    const layout = pool?.slots.layout;
+    if (pool && layout && compressor.parallel?.codec === pool.opts.codec && raw.length <= layout.outSize && expectedSize <= layout.inSize) {
+      const slot = await pool.acquire();
+      try {
+        raw.copy(slot.output);
+        const r = await pool.run({ op: 'decompress', slot: slot.index, length: raw.length });
+        if (r.corrupt) throw this.corrupt(key, ref, what, r.corrupt);
+        if (r.bytes !== expectedSize) throw this.corrupt(key, ref, what, `frame holds ${r.bytes} bytes, expected ${expectedSize}`);
+        return await use(slot.input.subarray(0, r.bytes), slot.hashes);
+      } finally {
+        pool.release(slot);
+      }
+    }
     let data: Buffer;
     try {
-      data = await this.repo.compressor(this.manifest.options.compression).decompress(raw);
+      data = await compressor.decompress(raw);
     } catch (err) {
       if (isStrataError(err) && err.code === 'ConfigInvalid') throw err;
       throw this.corrupt(key, ref, what, 'frame does not decompress', err);
     }
     if (data.length !== expectedSize) throw this.corrupt(key, ref, what, `frame holds ${data.length} bytes, expected ${expectedSize}`);
-    return data;
+    return use(data, undefined);
+  }
+
+  private async fetch(key: string, ref: FrameRef): Promise<Buffer> {
+    const end = ref.offset + ref.length;
+    const hit = this.windows.get(key)?.find((w) => ref.offset >= w.start && end <= w.start + w.data.length);
+    if (hit) return hit.data.subarray(ref.offset - hit.start, end - hit.start);
+    const want = Math.max(ref.length, this.readAhead);
+    // A range past the end of the object returns what there is.
+    const data = await this.repo.getBuffer(key, { range: { start: ref.offset, end: ref.offset + want } });
+    this.bytesFetched += data.length;
+    if (want > ref.length && data.length >= ref.length) {
+      // A few windows (one per restoring lane or so), the oldest dropped first: memory stays bounded.
+      if (this.windowCount >= 8) {
+        const [oldestKey, list] = this.windows.entries().next().value!;
+        list.shift();
+        this.windowCount--;
+        if (list.length === 0) this.windows.delete(oldestKey);
+      }
+      const list = this.windows.get(key) ?? [];
+      this.windows.delete(key);
+      this.windows.set(key, [...list, { start: ref.offset, data }]);
+      this.windowCount++;
+    }
+    return data.length > ref.length ? data.subarray(0, ref.length) : data;
   }
 
   corrupt(key: string, ref: FrameRef, what: string, why: string, cause?: unknown): StrataError {
@@ -66,10 +129,11 @@ export async function restoreFile(file: ManifestFile, dest: string, reader: Fram
     let sha = createHash('sha256');
     let written = 0;
     if (file.data) {
-      const data = await reader.frame(file.data, size, file.path);
-      sha.update(data);
-      await handle.write(data, 0, data.length, 0);
-      written = data.length;
+      written = await reader.withFrame(file.data, size, file.path, async (data) => {
+        sha.update(data);
+        await writeAll(handle, data, 0);
+        return data.length;
+      });
     } else if (file.blockMap) {
       const result = await restorePages(file, size, handle, reader, sha);
       written = result.written;
@@ -125,36 +189,44 @@ export async function restorePages(
     const sb = map.superBlocks[index]!;
     const framePages = pagesOf(sb);
     const frameSize = sb.size ?? Math.min(sb.count * pageSize, size - sb.first * pageSize);
-    const data = await reader.frame(sb, frameSize, file.path);
-    let run: { from: number; page: number; len: number } | undefined;
-    const flush = async () => {
-      if (!run) return;
-      await handle.write(data, run.from, run.len, run.page * pageSize);
-      run = undefined;
-    };
-    for (let k = 0; k < framePages.length; k++) {
-      const page = framePages[k]!;
-      if (page >= pages || owners[page] !== index || !wanted(page)) continue;
-      const from = k * pageSize;
-      const len = Math.min(pageSize, size - page * pageSize);
-      if (from + len > data.length) throw reader.corrupt(reader.packKey(sb), sb, file.path, `page ${page} is cut short`);
-      const bytes = data.subarray(from, from + len);
-      hashPages(bytes, pageSize, digest, 0);
-      if (!digest.equals(expected.subarray(page * PAGE_HASH_BYTES, (page + 1) * PAGE_HASH_BYTES))) {
-        throw reader.corrupt(reader.packKey(sb), sb, file.path, `page ${page} does not match its digest`);
+    written += await reader.withFrame(sb, frameSize, file.path, async (data, workerDigests) => {
+      const digests = pageSize === reader.pageSize ? workerDigests : undefined;
+      let run: { from: number; page: number; len: number } | undefined;
+      let frameWritten = 0;
+      const flush = async () => {
+        if (!run) return;
+        await writeAll(handle, data.subarray(run.from, run.from + run.len), run.page * pageSize);
+        run = undefined;
+      };
+      for (let k = 0; k < framePages.length; k++) {
+        const page = framePages[k]!;
+        if (page >= pages || owners[page] !== index || !wanted(page)) continue;
+        const from = k * pageSize;
+        const len = Math.min(pageSize, size - page * pageSize);
+        if (from + len > data.length) throw reader.corrupt(reader.packKey(sb), sb, file.path, `page ${page} is cut short`);
+        const bytes = data.subarray(from, from + len);
+        // A worker digested the frame's pages; a short page in mid-frame cannot be (frames are whole pages but the file's last).
+        const got =
+          digests && (len === pageSize || from + len === data.length)
+            ? digests.subarray(k * PAGE_HASH_BYTES, (k + 1) * PAGE_HASH_BYTES)
+            : (hashPages(bytes, pageSize, digest, 0), digest);
+        if (!got.equals(expected.subarray(page * PAGE_HASH_BYTES, (page + 1) * PAGE_HASH_BYTES))) {
+          throw reader.corrupt(reader.packKey(sb), sb, file.path, `page ${page} does not match its digest`);
+        }
+        if (nextInOrder === page) {
+          sha.update(bytes);
+          nextInOrder++;
+        } else nextInOrder = -1;
+        if (run && run.from + run.len === from && run.page + run.len / pageSize === page) run.len += len;
+        else {
+          await flush();
+          run = { from, page, len };
+        }
+        frameWritten += len;
       }
-      if (nextInOrder === page) {
-        sha.update(bytes);
-        nextInOrder++;
-      } else nextInOrder = -1;
-      if (run && run.from + run.len === from && run.page + run.len / pageSize === page) run.len += len;
-      else {
-        await flush();
-        run = { from, page, len };
-      }
-      written += len;
-    }
-    await flush();
+      await flush();
+      return frameWritten;
+    });
   }
   return { written, inOrder: nextInOrder === pages };
 }
@@ -178,5 +250,13 @@ export async function setMetadata(dest: string, file: ManifestFile, opts: { chow
     // and the next backup's change detection compare it). Aim for the middle of the millisecond.
     const t = (file.mtime + 0.5) / 1000;
     await fs.utimes(dest, t, t);
+  }
+}
+
+/** handle.write may write less than asked; loop until all of `data` is at `position`. */
+async function writeAll(handle: fs.FileHandle, data: Buffer, position: number): Promise<void> {
+  for (let done = 0; done < data.length;) {
+    const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
+    done += bytesWritten;
   }
 }

@@ -7,6 +7,9 @@ import type { Manifest, ManifestFile } from '../manifest/types.js';
 import { segmentRange } from '../postgres/walNames.js';
 import { fetchWal } from '../wal/archive.js';
 import { noopLogger, type Logger } from '../logger.js';
+import { BlockPool, defaultProcessMax } from '../pipeline/BlockPool.js';
+import { Lanes } from '../pipeline/Lanes.js';
+import { rateLimiter } from '../pipeline/RateLimiter.js';
 import { chooseBackup } from './chooseBackup.js';
 import { FrameReader, restoreFile, setMetadata } from './fileRestorer.js';
 import { assertNotRunning, deltaRestoreFile, removeStrays } from './delta.js';
@@ -33,6 +36,10 @@ export interface RestoreOptions {
   tablespaceMap?: Record<string, string>;
   logger?: Logger;
   onProgress?: (p: { bytes: number; totalBytes: number }) => void;
+  /** Worker threads decompressing and verifying pages (default 2, or the cores when fewer). */
+  processMax?: number;
+  /** Bytes per second written to the data directory (unset: unlimited). */
+  maxRate?: number;
 }
 
 export interface RestoreResult {
@@ -64,8 +71,33 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     for (const loc of locations.values()) await assertEmptyTarget(loc, 'tablespace location');
   }
   await assertConsistencyWal(repo, manifest);
+  log.debug({ label: manifest.label, ms: Date.now() - started }, 'consistency WAL verified');
 
   await fs.mkdir(pgdata, { recursive: true, mode: 0o700 });
+  const processMax = opts.processMax ?? defaultProcessMax();
+  const compressor = repo.compressor(manifest.options.compression);
+  const pool = new BlockPool({
+    processMax,
+    superBlockSize: manifest.options.superBlockSize,
+    pageSize: manifest.options.pageSize,
+    ...(compressor.parallel ?? { codec: 'none', level: 0 }),
+  });
+  try {
+    return await restoreWithPool(opts, manifest, pgdata, locations, pool, started);
+  } finally {
+    await pool.close();
+  }
+}
+
+async function restoreWithPool(
+  opts: RestoreOptions,
+  manifest: Manifest,
+  pgdata: string,
+  locations: Map<string, string>,
+  pool: BlockPool,
+  started: number,
+): Promise<RestoreResult> {
+  const { repo } = opts;
   const linkTarget = (f: ManifestFile) => tablespaceTarget(f, locations) ?? f.target;
   let delta: RestoreResult['delta'];
   if (opts.delta) {
@@ -74,13 +106,18 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     delta = { kept: 0, patched: 0, restored: 0, removed: await removeStrays(pgdata, manifest.files, linkTarget) };
   }
   const chown = process.getuid?.() === 0;
-  const reader = new FrameReader(repo, manifest);
+  const reader = new FrameReader(repo, manifest, pool);
+  if (!opts.delta) reader.readAhead = 1024 * 1024;
+  const writeRate = rateLimiter(opts.maxRate);
   const totalBytes = manifest.stats.bytes;
   let bytes = 0;
   let files = 0;
   const dirs: { dest: string; file: ManifestFile }[] = [];
   let pgControl: ManifestFile | undefined;
+  // Files are restored several at once; directories and links are made in manifest order first.
+  const lanes = new Lanes(pool.size * 2);
   for (const file of manifest.files) {
+    if (lanes.failed) break;
     const dest = path.join(pgdata, ...file.path.split('/'));
     if (!dest.startsWith(pgdata + path.sep)) throw new StrataError('Integrity', `manifest path "${file.path}" escapes the data directory`);
     if (file.type === 'dir') {
@@ -94,16 +131,20 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
       if (chown) await fs.lchown(dest, file.uid, file.gid);
     } else if (file.path === PG_CONTROL) {
       pgControl = file;
-    } else if (delta) {
-      delta[await deltaRestoreFile(file, dest, reader, { chown, force: opts.force ?? false })]++;
-      bytes += file.size ?? 0;
-      files++;
     } else {
-      bytes += await restoreFile(file, dest, reader, { chown });
-      files++;
-      opts.onProgress?.({ bytes, totalBytes });
+      const d = delta;
+      await lanes.run(async () => {
+        await writeRate?.take(file.size ?? 0);
+        if (d) d[await deltaRestoreFile(file, dest, reader, { chown, force: opts.force ?? false })]++;
+        else await restoreFile(file, dest, reader, { chown });
+        bytes += file.size ?? 0;
+        files++;
+        opts.onProgress?.({ bytes, totalBytes });
+      });
     }
   }
+  await lanes.drain();
+  (opts.logger ?? noopLogger).debug({ files, bytes, ms: Date.now() - started }, 'files restored');
   if (!pgControl) throw new StrataError('Integrity', `backup ${manifest.label} has no ${PG_CONTROL}`);
 
   await writeDurably(path.join(pgdata, 'backup_label'), manifest.backupLabel);
@@ -120,6 +161,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
   });
   // Everything else is on disk before pg_control makes the directory startable.
   await syncFilesystem([pgdata, ...locations.values()]);
+  (opts.logger ?? noopLogger).debug({ ms: Date.now() - started }, 'data directory synced');
   const controlTmp = path.join(pgdata, `${PG_CONTROL}.strata-tmp`);
   await fs.rm(controlTmp, { force: true });
   bytes += await restoreFile(pgControl, controlTmp, reader, { chown });

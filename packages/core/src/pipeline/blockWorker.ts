@@ -1,0 +1,100 @@
+/**
+ * A block worker thread: reads, digests, compresses and decompresses super blocks in the slots it
+ * shares with the main thread, so the main thread only schedules and writes.
+ */
+import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+import { parentPort, workerData } from 'node:worker_threads';
+import { PAGE_HASH_BYTES, hashPages } from '../blocks/pageHash.js';
+import type { BlockJob, BlockResult, BlockWorkerData } from './blockJobs.js';
+import { slotViews } from './slots.js';
+
+const binding = createRequire(import.meta.url)('zstd-napi/binding') as typeof import('zstd-napi/binding.js');
+const data = workerData as BlockWorkerData;
+const slots = slotViews(data.sab, data.layout);
+const pageSize = data.layout.pageSize;
+const cctx = new binding.CCtx();
+cctx.setParameter(binding.CParameter.compressionLevel, data.level);
+cctx.setParameter(binding.CParameter.checksumFlag, 1);
+const dctx = new binding.DCtx();
+
+function compress(input: Buffer, output: Buffer): number {
+  if (data.codec === 'none') return input.copy(output);
+  return cctx.compress2(output, input);
+}
+
+function read(job: Extract<BlockJob, { op: 'read' }>): BlockResult {
+  const slot = slots[job.slot]!;
+  let fd: number;
+  try {
+    fd = fs.openSync(job.path, 'r');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ENOENT') return { bytes: 0, compressed: -1, missing: true };
+    return { bytes: 0, compressed: -1, ioError: { code: e.code ?? 'EIO', message: e.message } };
+  }
+  let bytes = 0;
+  try {
+    // A short read ends the file (it may be cut while we read it); loop only on partial reads.
+    while (bytes < job.length) {
+      const n = fs.readSync(fd, slot.input, bytes, job.length - bytes, job.position + bytes);
+      if (n === 0) break;
+      bytes += n;
+    }
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    return { bytes: 0, compressed: -1, ioError: { code: e.code ?? 'EIO', message: e.message } };
+  } finally {
+    fs.closeSync(fd);
+  }
+  const chunk = slot.input.subarray(0, bytes);
+  hashPages(chunk, pageSize, slot.hashes, 0);
+  const result: BlockResult = { bytes, compressed: -1 };
+  if (job.parent) {
+    const changed: number[] = [];
+    for (let i = 0, off = 0; off < bytes; i++, off += pageSize) {
+      const len = Math.min(pageSize, bytes - off);
+      const parentLen = Math.min(pageSize, job.parent.size - off);
+      const at = i * PAGE_HASH_BYTES;
+      const same =
+        len === parentLen &&
+        at + PAGE_HASH_BYTES <= job.parent.hashes.length &&
+        Buffer.compare(slot.hashes.subarray(at, at + PAGE_HASH_BYTES), job.parent.hashes.subarray(at, at + PAGE_HASH_BYTES)) === 0;
+      if (!same) changed.push(i);
+    }
+    result.changed = changed;
+  }
+  if (job.compress && bytes > 0) result.compressed = compress(chunk, slot.output);
+  return result;
+}
+
+function run(job: BlockJob): BlockResult {
+  const slot = slots[job.slot]!;
+  switch (job.op) {
+    case 'read':
+      return read(job);
+    case 'compress':
+      return { bytes: job.length, compressed: compress(slot.input.subarray(0, job.length), slot.output) };
+    case 'decompress': {
+      let bytes: number;
+      try {
+        bytes =
+          data.codec === 'none'
+            ? slot.output.copy(slot.input, 0, 0, job.length)
+            : dctx.decompress(slot.input, slot.output.subarray(0, job.length));
+      } catch (err) {
+        return { bytes: 0, compressed: job.length, corrupt: `frame does not decompress: ${(err as Error).message}` };
+      }
+      hashPages(slot.input.subarray(0, bytes), pageSize, slot.hashes, 0);
+      return { bytes, compressed: job.length };
+    }
+  }
+}
+
+parentPort!.on('message', (msg: BlockJob & { id: number }) => {
+  try {
+    parentPort!.postMessage({ id: msg.id, ok: true, value: run(msg) });
+  } catch (err) {
+    parentPort!.postMessage({ id: msg.id, ok: false, error: { message: (err as Error).message } });
+  }
+});
