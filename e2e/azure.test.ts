@@ -43,15 +43,26 @@ describe('Azure Blob Storage as the only repository', () => {
     expect(manifests).toHaveLength(1);
     const label = manifests[0]!.split('/')[2]!;
     expect(keys.filter((k) => k.startsWith(`main/backup/${label}/pack/`)).length).toBeGreaterThan(0);
-    expect((await backend.head(manifests[0]!))?.tags).toEqual({ cluster: 'main', kind: 'manifest', label });
+    expect((await backend.head(manifests[0]!))?.tags).toMatchObject({
+      'strata-cluster': 'main',
+      'strata-kind': 'manifest',
+      'strata-backup': label,
+      'strata-repo': 'azure',
+      'strata-media': 'object',
+      'strata-site': 'offsite',
+    });
     const pack = keys.find((k) => k.startsWith(`main/backup/${label}/pack/`))!;
-    expect((await backend.head(pack))?.tags).toEqual({ cluster: 'main', kind: 'backup', label });
+    expect((await backend.head(pack))?.tags).toMatchObject({ 'strata-cluster': 'main', 'strata-kind': 'pack', 'strata-backup': label });
 
     const segments = objects.filter((o) => /^main\/wal\/[0-9A-F]{16}\/[0-9A-F]{24}-[0-9a-f]{64}\.zst$/.test(o.key));
     // The backup's own WAL plus the segments switched after it for the PITR target.
     expect(segments.length).toBeGreaterThanOrEqual(2);
     for (const s of segments) expect(s.size).toBeGreaterThan(0);
-    expect((await backend.head(segments[0]!.key))?.tags).toEqual({ cluster: 'main', kind: 'wal' });
+    expect((await backend.head(segments[0]!.key))?.tags).toMatchObject({
+      'strata-cluster': 'main',
+      'strata-kind': 'wal',
+      'strata-repo': 'azure',
+    });
   });
 
   it('fails with a wrong account key with exit 7, and prints no secret even at debug level', async () => {

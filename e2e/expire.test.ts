@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stopAllClusters } from './harness/postgres.js';
+import { repoObjectFiles } from './scenarios/repository.js';
 import { StrataCluster, restoreInto } from './scenarios/strataCluster.js';
 
 afterAll(() => stopAllClusters(), 120_000);
@@ -32,11 +33,8 @@ interface ExpireJson {
 }
 
 /** Every file under the repository, relative, with its size. */
-function repoFiles(dir: string, base = dir): string[] {
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-    const p = path.join(dir, e.name);
-    return e.isDirectory() ? repoFiles(p, base) : [`${path.relative(base, p)} ${fs.statSync(p).size}`];
-  });
+function repoFiles(dir: string): string[] {
+  return repoObjectFiles(dir).map((f) => `${f} ${fs.statSync(path.join(dir, f)).size}`);
 }
 
 /** WAL names (without sha256 and extension) stored in the repository. */

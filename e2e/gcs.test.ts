@@ -37,7 +37,14 @@ describe('GCS repository', () => {
 
     // Strata's tags ride along as GCS custom metadata.
     const tagsOf = (key: string) => objects.find((o) => o.key === key)?.tags;
-    expect(tagsOf(manifests[0]!)).toEqual({ cluster: 'main', kind: 'manifest', label });
-    for (const key of wal) expect(tagsOf(key)).toEqual({ cluster: 'main', kind: 'wal' });
+    expect(tagsOf(manifests[0]!)).toMatchObject({
+      'strata-cluster': 'main',
+      'strata-kind': 'manifest',
+      'strata-backup': label,
+      'strata-repo': 'gcs',
+      'strata-media': 'object',
+      'strata-site': 'offsite',
+    });
+    for (const key of wal) expect(tagsOf(key)).toMatchObject({ 'strata-cluster': 'main', 'strata-kind': 'wal', 'strata-repo': 'gcs' });
   });
 });

@@ -2,16 +2,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stopAllClusters } from './harness/postgres.js';
+import { repoObjectFiles } from './scenarios/repository.js';
 import { StrataCluster, restoreInto } from './scenarios/strataCluster.js';
 
 afterAll(() => stopAllClusters(), 120_000);
-
-function listFiles(dir: string, base = dir): string[] {
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-    const p = path.join(dir, e.name);
-    return e.isDirectory() ? listFiles(p, base) : [path.relative(base, p)];
-  });
-}
 
 function flipByte(file: string, at: 'middle' | number = 'middle'): void {
   const buf = fs.readFileSync(file);
@@ -37,7 +31,7 @@ describe('restore from a damaged repository (PostgreSQL 15)', () => {
     startWal = (res.json as { result: { startWal: string } }).result.startWal;
     await src.pg.query(`INSERT INTO t SELECT g, 'after' FROM generate_series(100001, 100100) g`);
     await src.switchWalAndWait();
-    objects = listFiles(src.repoDir);
+    objects = repoObjectFiles(src.repoDir);
   });
 
   const pick = (re: RegExp) => {

@@ -48,11 +48,17 @@ describe('S3 (Ceph RGW) as the only repository', () => {
         const out = await client.send(new GetObjectTaggingCommand({ Bucket: bucket, Key: key }));
         return Object.fromEntries((out.TagSet ?? []).map((t) => [t.Key ?? '', t.Value]));
       };
-      expect(await tagsOf(wal[0]!)).toMatchObject({ cluster: 'main', kind: 'wal' });
+      expect(await tagsOf(wal[0]!)).toMatchObject({ 'strata-cluster': 'main', 'strata-kind': 'wal', 'strata-repo': 's3' });
       const label = /\/(\d{8}-\d{6}F)\/manifest$/.exec(manifest!)![1];
-      expect(await tagsOf(manifest!)).toMatchObject({ cluster: 'main', kind: 'manifest', label });
+      expect(await tagsOf(manifest!)).toMatchObject({
+        'strata-cluster': 'main',
+        'strata-kind': 'manifest',
+        'strata-backup': label,
+        'strata-media': 'object',
+        'strata-site': 'offsite',
+      });
       const pack = keys.find((k) => k.startsWith(`${prefix}/main/backup/${label}/pack/`))!;
-      expect(await tagsOf(pack)).toMatchObject({ cluster: 'main', kind: 'backup', label });
+      expect(await tagsOf(pack)).toMatchObject({ 'strata-cluster': 'main', 'strata-kind': 'pack', 'strata-backup': label });
     } finally {
       client.destroy();
     }

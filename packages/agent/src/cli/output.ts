@@ -32,9 +32,12 @@ export function formatJson(value: unknown): string {
   return `${JSON.stringify(value, null, 2)}\n`;
 }
 
-/** A StrataError as the user sees it on stderr; the cause's stack only at --log-level debug. */
+/** A StrataError as the user sees it on stderr; the chain of causes with their stacks only at --log-level debug. */
 export function describeError(err: { describe(): string; cause?: unknown }, logLevel: string | undefined): string {
   let text = `Error: ${err.describe()}\n`;
-  if (logLevel === 'debug' && err.cause instanceof Error) text += `Cause: ${err.cause.stack ?? err.cause.message}\n`;
+  if (logLevel !== 'debug') return text;
+  for (let cause = err.cause, depth = 0; cause instanceof Error && depth < 8; cause = cause.cause, depth++) {
+    text += `Cause: ${cause.stack ?? cause.message}\n`;
+  }
   return text;
 }
