@@ -24,8 +24,9 @@ describe('a third-party storage plugin', () => {
 
     const install = await runStrata(['plugins', 'install', `file:${EXAMPLE}`], { timeoutMs: 180_000 });
     expect(install.code, install.stderr + install.stdout).toBe(0);
-    const listed = await runStrata(['plugins']);
-    expect(listed.stdout).toMatch(/strata-plugin-example 1\.0\.0/);
+    const listed = await runStrata(['plugins', '--json']);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.json).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'strata-plugin-example', version: '1.0.0' })]));
 
     const dir = path.join(scratch, 'flat-repo');
     await pitrWithRepo({ name: 'vendor', plugin: 'strata-plugin-example', dir });
