@@ -82,12 +82,13 @@ export async function measureCeilings(pgdata: string, workDir: string, rounds = 
     coldReadSeconds = await sh(`xargs -0 -I{} dd if={} of=/dev/null bs=1M iflag=direct status=none < '${list}'`).catch(() => NaN);
     if (Number.isNaN(coldReadSeconds)) coldMethod = 'unavailable';
   }
-  fs.rmSync(list, { force: true });
   const writeFile = path.join(workDir, 'ceiling-write');
   const writeSeconds = await sh(`dd if=/dev/zero of='${writeFile}' bs=1M count=${Math.ceil(mib)} conv=fsync status=none`);
   fs.rmSync(writeFile, { force: true });
   // Leave the cache warm again for the measures that follow.
-  await sh(`find '${pgdata}' -type f -print0 | xargs -0 cat > /dev/null`);
+  // (the listed files: pg_wal/archive_status entries come and go while the archiver runs).
+  await sh(`xargs -0 cat < '${list}' > /dev/null`);
+  fs.rmSync(list, { force: true });
   return {
     files: files.length,
     bytes,
