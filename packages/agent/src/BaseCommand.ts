@@ -20,7 +20,10 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   static override baseFlags = {
     config: Flags.string({ description: 'config file (default: $STRATA_CONFIG, then /etc/strata/strata.yaml)', helpGroup: 'GLOBAL' }),
     cluster: Flags.string({ description: 'cluster name from the config; optional when only one is configured', helpGroup: 'GLOBAL' }),
-    repo: Flags.string({ description: 'repository name from the config (default: the first)', helpGroup: 'GLOBAL' }),
+    repo: Flags.string({
+      description: 'only this repository from the config (default: all of them: writes go to every one, reads fall back)',
+      helpGroup: 'GLOBAL',
+    }),
     'log-level': Flags.option({ options: LOG_LEVELS, default: 'warn', helpGroup: 'GLOBAL' })(),
   };
 

@@ -16,3 +16,6 @@ export * from './rehearsal/index.js';
 export * from './lock/clusterLock.js';
 export { parseRate, RateLimiter } from './pipeline/RateLimiter.js';
 export { defaultProcessMax } from './pipeline/BlockPool.js';
+export * from './replication/inventory.js';
+export * from './replication/replicate.js';
+export * from './replication/check.js';

@@ -13,22 +13,40 @@ const KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZ
 const CONTAINER = 'strata-test';
 const START_TIMEOUT_MS = 60_000;
 
+export interface AzuriteOptions {
+  /** Listen on this port (default: one the kernel picks). */
+  port?: number;
+  /** Keep blobs in this directory and leave it on stop (an outage test restarts on the same data). */
+  dataDir?: string;
+}
+
 /**
  * Azurite's blob service (the pinned 3.35.0; newer releases are 2-3x slower on Node 20) on a
  * loopback port the kernel picks, with its data in a fresh directory, and one container.
  * `--skipApiVersionCheck` because the SDK speaks a newer API version than Azurite announces.
  */
-export async function startAzurite(): Promise<TestServer> {
+export async function startAzurite(opts: AzuriteOptions = {}): Promise<TestServer> {
   const main = path.join(path.dirname(createRequire(import.meta.url).resolve('azurite/package.json')), 'dist/src/blob/main.js');
-  const dir = await fs.mkdtemp(path.join(tmpdir(), 'strata-azurite-'));
+  const dir = opts.dataDir ?? (await fs.mkdtemp(path.join(tmpdir(), 'strata-azurite-')));
   const child = spawn(
     process.execPath,
-    [main, '--blobHost', '127.0.0.1', '--blobPort', '0', '-l', dir, '--disableTelemetry', '--silent', '--skipApiVersionCheck'],
+    [
+      main,
+      '--blobHost',
+      '127.0.0.1',
+      '--blobPort',
+      String(opts.port ?? 0),
+      '-l',
+      dir,
+      '--disableTelemetry',
+      '--silent',
+      '--skipApiVersionCheck',
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const stop = async (): Promise<void> => {
     await kill(child);
-    await fs.rm(dir, { recursive: true, force: true });
+    if (!opts.dataDir) await fs.rm(dir, { recursive: true, force: true });
   };
   try {
     const port = await listeningPort(child);

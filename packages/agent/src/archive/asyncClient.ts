@@ -34,8 +34,9 @@ const LOG_ROTATE_BYTES = 16 * 1024 * 1024;
 
 export function asyncTargetOf(ctx: ClusterContext, flags: GlobalFlags): AsyncTarget {
   const { config } = ctx.loaded;
-  const repo = flags.repo ?? config.repos[0]!.name;
-  if (!config.repos.some((r) => r.name === repo)) {
+  // Without --repo the pusher writes to every repository: its spool is named after all of them.
+  const repo = flags.repo ?? config.repos.map((r) => r.name).join('+');
+  if (flags.repo !== undefined && !config.repos.some((r) => r.name === repo)) {
     throw new StrataError(
       'InvalidArgument',
       `no repository "${repo}" in the config; configured: ${config.repos.map((r) => r.name).join(', ')}`,

@@ -1,5 +1,5 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { archivePush, toStrataError, type ArchivePushResult, type Repository } from '@strata/core/base';
+import { archivePush, toStrataError, type ArchivePushResult, type Repo } from '@strata/core/base';
 import { loadClusterContext, openRepositoryFor, type ClusterContext, type GlobalFlags } from '../cli/context.js';
 import { createLogger } from '../cli/logger.js';
 
@@ -16,7 +16,7 @@ export type WorkerReply =
 const flags = workerData as GlobalFlags;
 const logger = createLogger(flags['log-level'] ?? 'warn', 'archive-push-async');
 // Opened once, while the pusher scans for work.
-const opened: Promise<{ ctx: ClusterContext; repo: Repository }> = loadClusterContext(flags).then(async (ctx) => ({
+const opened: Promise<{ ctx: ClusterContext; repo: Repo }> = loadClusterContext(flags).then(async (ctx) => ({
   ctx,
   repo: await openRepositoryFor(ctx, flags, logger),
 }));

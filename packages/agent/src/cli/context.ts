@@ -1,6 +1,6 @@
-import type { Logger, Repository } from '@strata/core/base';
+import type { Logger, Repo, Repository } from '@strata/core/base';
 import { configPath, loadConfig, selectCluster, type LoadedConfig } from '../config/loadConfig.js';
-import { openRepository } from '../plugins/loadPlugins.js';
+import { openCopies, openCopy, openRepository } from '../plugins/loadPlugins.js';
 import type { LogLevel } from './logger.js';
 
 /** The flags every command takes (BaseCommand.baseFlags), as both entry points parse them. */
@@ -18,7 +18,7 @@ export interface ClusterContext {
 }
 
 export interface CommandContext extends ClusterContext {
-  repo: Repository;
+  repo: Repo;
 }
 
 /** Config resolution (--config, STRATA_CONFIG, /etc/strata/strata.yaml) and the cluster. */
@@ -34,6 +34,13 @@ export async function openContext(flags: GlobalFlags, logger: Logger): Promise<C
   return { ...ctx, repo: await openRepositoryFor(ctx, flags, logger) };
 }
 
-export function openRepositoryFor(ctx: ClusterContext, flags: GlobalFlags, logger: Logger): Promise<Repository> {
+export function openRepositoryFor(ctx: ClusterContext, flags: GlobalFlags, logger: Logger): Promise<Repo> {
   return openRepository(ctx.loaded.config, ctx.loaded.path, ctx.loaded.dir, flags.repo, logger);
+}
+
+/** The repositories one by one: the one --repo names, else every configured one. */
+export async function openCopiesFor(ctx: ClusterContext, flags: GlobalFlags, logger: Logger): Promise<Repository[]> {
+  const { config, path, dir } = ctx.loaded;
+  if (flags.repo !== undefined) return [await openCopy(config, path, dir, flags.repo, logger)];
+  return openCopies(config, path, dir, logger);
 }

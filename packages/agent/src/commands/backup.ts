@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { parseRate, runBackup, type BackupResult } from '@strata/core';
+import { ReplicatedRepository, parseRate, runBackup, type BackupResult } from '@strata/core';
 import { BaseCommand } from '../BaseCommand.js';
 
 export default class Backup extends BaseCommand<typeof Backup> {
@@ -28,7 +28,7 @@ export default class Backup extends BaseCommand<typeof Backup> {
     }),
   };
 
-  async run(): Promise<BackupResult & { peakRssBytes: number }> {
+  async run(): Promise<BackupResult & { missedBy: string[]; peakRssBytes: number }> {
     const maxRate = this.flags['max-rate'] === undefined ? undefined : parseRate(this.flags['max-rate']);
     const { loaded, clusterName, cluster, repo } = await this.context();
     await this.lockCluster(loaded.config.stateDir, clusterName, `backup --type ${this.flags.type ?? 'auto'}`);
@@ -52,9 +52,15 @@ export default class Backup extends BaseCommand<typeof Backup> {
     this.log(
       `Backup ${result.label} (${result.type}${result.parent ? ` on ${result.parent}` : ''}) complete: ${result.files} files, ${fmtBytes(result.bytes)} (${fmtBytes(result.bytesRead)} read) → ${fmtBytes(result.repoBytes)} stored (${ratio}%), WAL ${result.startWal}..${result.stopWal}, ${(result.durationMs / 1000).toFixed(1)} s.`,
     );
+    // Copies that failed while the others took the backup (minCopies allowed it): replicate them.
+    const missedBy = repo instanceof ReplicatedRepository ? repo.outages().map((o) => o.repo) : [];
+    for (const o of repo instanceof ReplicatedRepository ? repo.outages() : [])
+      this.warnUser(
+        `repository "${o.repo}" missed this backup (${o.error.message}); "strata replicate" copies it once the repository is back`,
+      );
     this.logger.debug({ memory: process.memoryUsage(), maxRssKiB: process.resourceUsage().maxRSS }, 'memory at the end of the backup');
     // maxRSS is in KiB: reported so operators (and the memory test) can see the footprint.
-    return { ...result, peakRssBytes: process.resourceUsage().maxRSS * 1024 };
+    return { ...result, missedBy, peakRssBytes: process.resourceUsage().maxRSS * 1024 };
   }
 }
 

@@ -1,5 +1,14 @@
 import { Flags } from '@oclif/core';
-import { StrataError, assertLabel, parseRate, parseTarget, runRestore, type RestoreResult } from '@strata/core';
+import {
+  ReplicatedRepository,
+  StrataError,
+  assertLabel,
+  parseRate,
+  parseTarget,
+  runRestore,
+  type Fallback,
+  type RestoreResult,
+} from '@strata/core';
 import { BaseCommand } from '../BaseCommand.js';
 import { contextFlags, strataCommandPrefix } from '../self.js';
 import { fmtBytes } from './backup.js';
@@ -54,7 +63,7 @@ export default class Restore extends BaseCommand<typeof Restore> {
     }),
   };
 
-  async run(): Promise<RestoreResult> {
+  async run(): Promise<RestoreResult & { fallbacks: Fallback[] }> {
     const f = this.flags;
     if (f.set !== undefined) assertLabel(f.set);
     const target = parseTarget({
@@ -104,7 +113,10 @@ export default class Restore extends BaseCommand<typeof Restore> {
       );
     }
     this.log(`Recovery target: ${result.target}. Start PostgreSQL on ${result.pgdata} to replay WAL from the repository.`);
-    return result;
+    // Reads another copy served because the preferred one lacked an object, was down or damaged.
+    const fallbacks = repo instanceof ReplicatedRepository ? repo.fallbacks : [];
+    for (const f of fallbacks) this.warnUser(`read ${f.key} from repository "${f.to}": repository "${f.from}" failed (${f.reason})`);
+    return { ...result, fallbacks };
   }
 }
 

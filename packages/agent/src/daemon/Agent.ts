@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as readline from 'node:readline';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger as PinoLogger } from 'pino';
-import { StrataError, resolveStateDir, type Repository, type StrataConfig } from '@strata/core';
+import { StrataError, resolveStateDir, type Repo, type StrataConfig } from '@strata/core';
 import { loadConfig, type LoadedConfig } from '../config/loadConfig.js';
 import { openRepository } from '../plugins/loadPlugins.js';
 import { BIN, nodeFlags } from '../self.js';
@@ -44,7 +44,7 @@ export class Agent {
   private readonly running = new Map<string, RunningJob>();
   /** Jobs waiting for their cluster, in trigger order. */
   private readonly pending = new Map<string, JobKind[]>();
-  private repos = new Map<string, Repository>();
+  private repos = new Map<string, Repo>();
   private metrics: MetricsServer | undefined;
   private stopping = false;
   private stopped!: () => void;
@@ -156,7 +156,7 @@ export class Agent {
   }
 
   private async openRepos(): Promise<void> {
-    const repos = new Map<string, Repository>();
+    const repos = new Map<string, Repo>();
     const repo = await openRepository(this.loaded.config, this.loaded.path, this.loaded.dir, undefined, this.log);
     for (const name of Object.keys(this.loaded.config.clusters)) repos.set(name, repo);
     this.repos = repos;

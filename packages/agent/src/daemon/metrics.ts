@@ -10,7 +10,7 @@ import {
   parseWalObjectName,
   type ClusterConfig,
   type RehearsalResult,
-  type Repository,
+  type Repo,
   type StrataConfig,
 } from '@strata/core';
 import type { AgentState, JobKind } from './state.js';
@@ -18,7 +18,7 @@ import type { AgentState, JobKind } from './state.js';
 export interface MetricsSource {
   state: AgentState;
   config: StrataConfig;
-  repos: Map<string, Repository>;
+  repos: Map<string, Repo>;
   running: { cluster: string; kind: JobKind }[];
 }
 
@@ -159,7 +159,7 @@ function formatValue(v: number): string {
 }
 
 /** Live facts per cluster: PostgreSQL's archive status against the repository's newest segment. */
-export async function probeCluster(name: string, cluster: ClusterConfig, repo: Repository | undefined): Promise<ClusterProbe> {
+export async function probeCluster(name: string, cluster: ClusterConfig, repo: Repo | undefined): Promise<ClusterProbe> {
   const probe: ClusterProbe = { postgresUp: false };
   let newestSeg: string | undefined;
   let newestAt: number | undefined;

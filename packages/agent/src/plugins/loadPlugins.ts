@@ -4,7 +4,11 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
   CONTRACT_VERSION,
+  MissQueue,
+  ReplicatedRepository,
   Repository,
+  requiredCopies,
+  resolveStateDir,
   StrataError,
   nonePlugin,
   parsePluginConfig,
@@ -14,6 +18,8 @@ import {
   type CopyIdentity,
   type Logger,
   type PluginKind,
+  type Repo,
+  type RepoConfig,
   type StrataConfig,
 } from '@strata/core/base';
 
@@ -105,8 +111,35 @@ function withoutPluginKey(obj: Record<string, unknown>, extra: string[] = []): R
   return copy;
 }
 
-/** Opens the named repository (default: the first configured). */
+/**
+ * Opens the named repository, or without a name every configured repository as one (writes fan
+ * out, reads fall back: ReplicatedRepository; a single configured repository is opened as is).
+ */
 export async function openRepository(
+  config: StrataConfig,
+  source: string,
+  configDir: string,
+  name: string | undefined,
+  logger: Logger,
+): Promise<Repo> {
+  if (name !== undefined || config.repos.length === 1) return openCopy(config, source, configDir, name, logger);
+  const copies = await openCopies(config, source, configDir, logger);
+  return new ReplicatedRepository(copies, { minCopies: requiredCopies(config), queue: await missQueue(config), logger });
+}
+
+/** Where writes record what a repository copy missed: `<stateDir>/replication/`. */
+export async function missQueue(config: StrataConfig): Promise<MissQueue> {
+  return new MissQueue(path.join(await resolveStateDir(config.stateDir), 'replication'));
+}
+
+/** Every configured repository, each on its own, in config order. */
+export async function openCopies(config: StrataConfig, source: string, configDir: string, logger: Logger): Promise<Repository[]> {
+  const compressors = await loadCompressors(config, source, configDir);
+  return Promise.all(config.repos.map((r) => openOne(config, r, source, configDir, logger, compressors)));
+}
+
+/** One repository by name (default: the first configured). */
+export async function openCopy(
   config: StrataConfig,
   source: string,
   configDir: string,
@@ -121,10 +154,21 @@ export async function openRepository(
       `no repository "${name}" in the config; configured: ${config.repos.map((r) => r.name).join(', ')}`,
     );
   }
+  return openOne(config, repoConfig, source, configDir, logger, await loadCompressors(config, source, configDir));
+}
+
+async function openOne(
+  config: StrataConfig,
+  repoConfig: RepoConfig,
+  source: string,
+  configDir: string,
+  logger: Logger,
+  compressors: Map<string, Compressor>,
+): Promise<Repository> {
+  const index = config.repos.indexOf(repoConfig);
   const plugin = await importPlugin(repoConfig.plugin, 'storage', configDir);
   const options = parsePluginConfig(plugin.configSchema, withoutPluginKey(repoConfig, ['name', 'media', 'site']), ['repos', index], source);
   const backend = await plugin.create(options, { configDir });
-  const compressors = await loadCompressors(config, source, configDir);
   const copy = COPY_DEFAULTS[repoConfig.plugin] ?? {};
   return new Repository(repoConfig.name, backend as never, compressors, logger, undefined, {
     media: repoConfig.media ?? copy.media,

@@ -4,7 +4,7 @@ import type { ClusterConfig, StrataConfig } from '../config/schema.js';
 import { PgSession, type ServerInfo } from '../postgres/connection.js';
 import { formatLsn, parseLsn, segmentNameForLsn, segmentRange } from '../postgres/walNames.js';
 import { keys } from '../repository/keys.js';
-import type { Repository } from '../repository/Repository.js';
+import type { Repo } from '../repository/Repo.js';
 import { assertSameSystem, readClusterInfo } from '../repository/clusterInfo.js';
 import { MANIFEST_FORMAT, type BackupType, type Manifest } from '../manifest/types.js';
 import { backupLabel, planBackup, type RequestedType } from './parent.js';
@@ -18,7 +18,7 @@ import { waitForWal } from './waitForWal.js';
 import { noopLogger, type Logger } from '../logger.js';
 
 export interface BackupOptions {
-  repo: Repository;
+  repo: Repo;
   clusterName: string;
   cluster: ClusterConfig;
   config: StrataConfig;
@@ -172,6 +172,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
         fileHash: 'sha256',
       },
       packs: packs.packs,
+      packHashes: packs.hashes,
       blockMaps: blockMaps.written,
       stats: { files: files.filter((f) => f.type === 'file').length, bytes, repoBytes },
       files,
@@ -233,7 +234,7 @@ async function checkServer(server: ServerInfo, cluster: ClusterConfig, clusterNa
 }
 
 /** Labels have one-second resolution: never reuse one, even one an interrupted backup left. */
-async function freeLabel(repo: Repository, cluster: string, type: BackupType, parent: Manifest | undefined): Promise<string> {
+async function freeLabel(repo: Repo, cluster: string, type: BackupType, parent: Manifest | undefined): Promise<string> {
   for (;;) {
     const label = backupLabel(new Date(), type, parent);
     const taken = await repo.listAll(keys.backupDir(cluster, label));

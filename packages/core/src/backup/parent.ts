@@ -1,6 +1,6 @@
 import { isStrataError } from '../errors/index.js';
 import type { ServerInfo } from '../postgres/connection.js';
-import type { Repository } from '../repository/Repository.js';
+import type { Repo } from '../repository/Repo.js';
 import { listBackupLabels, readManifest } from '../manifest/catalog.js';
 import type { BackupType, Manifest } from '../manifest/types.js';
 
@@ -19,7 +19,7 @@ export interface BackupPlan {
  * PostgreSQL version or system — falls back to a full backup, saying why.
  */
 export async function planBackup(
-  repo: Repository,
+  repo: Repo,
   cluster: string,
   requested: RequestedType,
   server: ServerInfo,

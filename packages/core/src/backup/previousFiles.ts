@@ -1,4 +1,4 @@
-import type { Repository } from '../repository/Repository.js';
+import type { Repo } from '../repository/Repo.js';
 import type { Manifest, ManifestFile } from '../manifest/types.js';
 import { BlockMapReader } from '../blocks/BlockMapReader.js';
 import type { ParentPages } from './fileCopier.js';
@@ -16,7 +16,7 @@ export class PreviousFiles {
   private readonly safeBefore: number;
 
   constructor(
-    repo: Repository,
+    repo: Repo,
     private readonly parent: Manifest,
   ) {
     this.files = new Map(parent.files.filter((f) => f.type === 'file').map((f) => [f.path, f]));

@@ -1,9 +1,9 @@
 import { StrataError } from '../errors/index.js';
-import type { Repository } from '../repository/Repository.js';
+import type { Repo } from '../repository/Repo.js';
 import { findWalObjects } from '../wal/archive.js';
 
 /** Polls the repository until every named segment is archived, or fails after `timeoutMs`. */
-export async function waitForWal(repo: Repository, cluster: string, segments: string[], timeoutMs: number): Promise<void> {
+export async function waitForWal(repo: Repo, cluster: string, segments: string[], timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   const pending = [...segments];
   while (pending.length > 0) {

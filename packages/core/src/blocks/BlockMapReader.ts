@@ -1,6 +1,6 @@
 import { StrataError } from '../errors/index.js';
 import { keys } from '../repository/keys.js';
-import type { Repository } from '../repository/Repository.js';
+import type { Repo } from '../repository/Repo.js';
 import type { BlockMapEntry, BlockMapRef } from '../manifest/types.js';
 
 /**
@@ -11,7 +11,7 @@ export class BlockMapReader {
   private cache = new Map<string, BlockMapEntry[]>();
 
   constructor(
-    private readonly repo: Repository,
+    private readonly repo: Repo,
     private readonly cluster: string,
     /** The backup whose manifest holds the refs: the default for refs without `backup`. */
     private readonly ownLabel: string,

@@ -1,5 +1,5 @@
 import { keys } from '../repository/keys.js';
-import type { Repository } from '../repository/Repository.js';
+import type { Repo } from '../repository/Repo.js';
 import type { BlockMapEntry } from '../manifest/types.js';
 
 /**
@@ -16,7 +16,7 @@ export class BlockMapWriter {
   private readonly sizes: { key: string; size: number }[] = [];
 
   constructor(
-    private readonly repo: Repository,
+    private readonly repo: Repo,
     private readonly cluster: string,
     private readonly label: string,
     private readonly compression: string,

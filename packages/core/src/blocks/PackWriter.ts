@@ -1,5 +1,6 @@
+import { xxh3 } from '@node-rs/xxhash';
 import { keys } from '../repository/keys.js';
-import type { Repository } from '../repository/Repository.js';
+import type { Repo } from '../repository/Repo.js';
 import type { FrameRef } from '../manifest/types.js';
 import type { RateLimiter } from '../pipeline/RateLimiter.js';
 
@@ -17,9 +18,11 @@ export class PackWriter {
   /** Appends from concurrent file copies run one at a time (a flush must not interleave). */
   private lock: Promise<unknown> = Promise.resolve();
   bytesWritten = 0;
+  /** xxh3-128 (hex) of each pack written, by pack number: replication checks copies against it. */
+  readonly hashes: string[] = [];
 
   constructor(
-    private readonly repo: Repository,
+    private readonly repo: Repo,
     private readonly cluster: string,
     private readonly label: string,
     private readonly packSize: number,
@@ -63,6 +66,7 @@ export class PackWriter {
     if (this.currentSize === 0) return;
     const body = this.buffers[this.active].subarray(0, this.currentSize);
     const key = keys.pack(this.cluster, this.label, this.packNo);
+    this.hashes.push(packHash(body));
     // The other buffer is reused next: its write must have finished.
     await this.inFlight;
     const put = async () => {
@@ -83,4 +87,9 @@ export class PackWriter {
     await this.flush();
     await this.inFlight;
   }
+}
+
+/** The whole-pack checksum a manifest records (`packHashes`): xxh3-128, 32 hex digits. */
+export function packHash(body: Buffer): string {
+  return xxh3.xxh128(body).toString(16).padStart(32, '0');
 }

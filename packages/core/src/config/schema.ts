@@ -41,6 +41,10 @@ export const scheduleSchema = z
     expire: cron.optional(),
     verify: cron.optional(),
     restoreTest: cron.optional(),
+    /** Copies what a lagging repository misses from the others (`strata replicate`). */
+    replicate: cron.optional(),
+    /** Re-reads every repository for the 3-2-1 verdict and each copy's lag (metrics); no WAL switch. */
+    check: cron.optional(),
   })
   .strict()
   .default({});
@@ -106,6 +110,23 @@ export const configSchema = z
   .object({
     clusters: z.record(clusterName, clusterSchema).refine((c) => Object.keys(c).length > 0, 'configure at least one cluster'),
     repos: z.array(repoSchema).min(1, 'configure at least one repository'),
+    /**
+     * How many repositories must hold an object before a backup or archive-push counts it done
+     * ("all", the default, or a number); the copies that missed it are replicated later.
+     */
+    minCopies: z.union([z.literal('all'), z.number().int().min(1)]).default('all'),
+    /** Thresholds `strata check` fails on. */
+    check: z
+      .object({
+        /** The newest backup may be at most this many hours old. */
+        maxBackupAgeHours: z.number().positive().default(36),
+        /** WAL files waiting to be archived (`.ready` in pg_wal/archive_status) before check fails. */
+        maxReadyWal: z.number().int().min(1).default(64),
+        /** Seconds check waits for a switched WAL segment to reach every repository. */
+        archiveTimeout: z.number().positive().default(60),
+      })
+      .strict()
+      .default({ maxBackupAgeHours: 36, maxReadyWal: 64, archiveTimeout: 60 }),
     compression: compressionSchema,
     archive: z
       .object({
@@ -184,7 +205,19 @@ export const configSchema = z
       if (seen.has(r.name)) ctx.addIssue({ code: 'custom', path: ['repos', i, 'name'], message: `duplicate repository name "${r.name}"` });
       seen.add(r.name);
     });
+    if (typeof cfg.minCopies === 'number' && cfg.minCopies > cfg.repos.length) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['minCopies'],
+        message: `minCopies is ${cfg.minCopies}, but only ${cfg.repos.length} repositories are configured`,
+      });
+    }
   });
+
+/** minCopies as a number of repositories. */
+export function requiredCopies(config: Pick<StrataConfig, 'minCopies' | 'repos'>): number {
+  return config.minCopies === 'all' ? config.repos.length : config.minCopies;
+}
 
 export type StrataConfig = z.output<typeof configSchema>;
 export type ClusterConfig = z.output<typeof clusterSchema>;

@@ -1,4 +1,4 @@
-import type { Repository } from '../repository/Repository.js';
+import type { Repo } from '../repository/Repo.js';
 import { keys, parseWalObjectName } from '../repository/keys.js';
 import { listBackupLabels, listIncompleteLabels, readManifest } from '../manifest/catalog.js';
 import { SEGMENT_RE } from '../postgres/walNames.js';
@@ -44,7 +44,7 @@ export interface ClusterReport {
   lastRehearsal?: RehearsalResult;
 }
 
-export async function clusterReport(repo: Repository, cluster: string): Promise<ClusterReport> {
+export async function clusterReport(repo: Repo, cluster: string): Promise<ClusterReport> {
   const backups: BackupSummary[] = [];
   for (const label of await listBackupLabels(repo, cluster)) {
     const m = await readManifest(repo, cluster, label);

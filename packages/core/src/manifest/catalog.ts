@@ -1,10 +1,10 @@
 import { keys } from '../repository/keys.js';
-import type { Repository } from '../repository/Repository.js';
+import type { Repo } from '../repository/Repo.js';
 import type { Manifest } from './types.js';
 import { LABEL_RE } from './label.js';
 
 /** Labels of committed backups (those whose manifest exists), oldest first. */
-export async function listBackupLabels(repo: Repository, cluster: string): Promise<string[]> {
+export async function listBackupLabels(repo: Repo, cluster: string): Promise<string[]> {
   const root = keys.backupRoot(cluster);
   const labels: string[] = [];
   for await (const o of repo.list(root)) {
@@ -15,12 +15,12 @@ export async function listBackupLabels(repo: Repository, cluster: string): Promi
   return labels.sort();
 }
 
-export function readManifest(repo: Repository, cluster: string, label: string): Promise<Manifest> {
+export function readManifest(repo: Repo, cluster: string, label: string): Promise<Manifest> {
   return repo.readSealed<Manifest>(keys.manifest(cluster, label), 'manifest');
 }
 
 /** Labels of interrupted backups: objects without a manifest. */
-export async function listIncompleteLabels(repo: Repository, cluster: string): Promise<string[]> {
+export async function listIncompleteLabels(repo: Repo, cluster: string): Promise<string[]> {
   const root = keys.backupRoot(cluster);
   const seen = new Map<string, boolean>();
   for await (const o of repo.list(root)) {

@@ -94,6 +94,11 @@ export interface Manifest {
     fileHash: 'sha256';
   };
   packs: number;
+  /**
+   * xxh3-128 (hex) of each pack object, by pack number (absent in manifests written before it was
+   * recorded). `strata replicate` checks each pack it copies against it.
+   */
+  packHashes?: string[];
   blockMaps: { key: string; size: number }[];
   stats: { files: number; bytes: number; repoBytes: number };
   files: ManifestFile[];

@@ -10,7 +10,7 @@ import { StrataError, isStrataError } from '../errors/index.js';
 import { noopLogger, type Logger } from '../logger.js';
 import type { Manifest } from '../manifest/types.js';
 import { SEGMENT_RE, formatLsn, parseLsn, parseSegmentName, segmentName, segmentNameForLsn } from '../postgres/walNames.js';
-import type { Repository } from '../repository/Repository.js';
+import type { Repo } from '../repository/Repo.js';
 import { keys, parseWalObjectName } from '../repository/keys.js';
 import { chooseBackup } from '../restore/chooseBackup.js';
 import { runRestore } from '../restore/restore.js';
@@ -21,7 +21,7 @@ import type { RehearsalCheck, RehearsalResult } from './types.js';
 const execFileP = promisify(execFile);
 
 export interface RehearsalOptions {
-  repo: Repository;
+  repo: Repo;
   clusterName: string;
   cluster: ClusterConfig;
   /** Compression for the stored result object. */
@@ -166,7 +166,7 @@ interface ArchiveView {
  * PostgreSQL would otherwise end recovery silently at the hole and promote a cluster that lacks
  * everything after it.
  */
-async function checkArchive(repo: Repository, cluster: string, m: Manifest): Promise<ArchiveView> {
+async function checkArchive(repo: Repo, cluster: string, m: Manifest): Promise<ArchiveView> {
   const segSize = m.walSegmentSize;
   const present = new Set<string>();
   let newest: string | undefined;

@@ -1,4 +1,4 @@
-import type { Repository } from '../repository/Repository.js';
+import type { Repo } from '../repository/Repo.js';
 import { keys } from '../repository/keys.js';
 import type { RehearsalResult } from './types.js';
 
@@ -11,14 +11,14 @@ export function rehearsalId(at: Date): string {
 }
 
 /** Stores a rehearsal's result as a write-once sealed object. */
-export async function storeRehearsal(repo: Repository, result: RehearsalResult, compression: string): Promise<string> {
+export async function storeRehearsal(repo: Repo, result: RehearsalResult, compression: string): Promise<string> {
   const key = keys.rehearsal(result.cluster, rehearsalId(new Date(result.startedAt)));
   await repo.putSealed(key, REHEARSAL_KIND, result, compression, { ifNoneMatch: true });
   return key;
 }
 
 /** The newest stored rehearsal of a cluster, if any. */
-export async function latestRehearsal(repo: Repository, cluster: string): Promise<RehearsalResult | undefined> {
+export async function latestRehearsal(repo: Repo, cluster: string): Promise<RehearsalResult | undefined> {
   const objs = await repo.listAll(keys.rehearsalRoot(cluster));
   const newest = objs
     .map((o) => o.key)

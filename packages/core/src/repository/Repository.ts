@@ -4,6 +4,7 @@ import { StrataError, toStrataError } from '../errors/index.js';
 import type { Compressor, GetOptions, ObjectInfo, PutOptions, StorageBackend, Tags } from '../plugins/contract.js';
 import { describeKey } from './keys.js';
 import { noopLogger, type Logger } from '../logger.js';
+import type { Repo } from './Repo.js';
 
 export interface RetryPolicy {
   attempts: number;
@@ -35,7 +36,7 @@ const ENVELOPE_MAGIC = 'STRATA';
  * The facade every command uses: retries with backoff, error mapping, naming, and checksummed
  * metadata objects. Commands never touch a backend directly.
  */
-export class Repository {
+export class Repository implements Repo {
   constructor(
     readonly name: string,
     private readonly backend: StorageBackend,
@@ -60,6 +61,19 @@ export class Repository {
 
   describe(): string {
     return `repository "${this.name}" (${this.backend.describe()})`;
+  }
+
+  /** Where this copy lives (config `media`/`site`). */
+  get identity(): CopyIdentity {
+    return this.copy;
+  }
+
+  get copies(): readonly Repository[] {
+    return [this];
+  }
+
+  readFrom<T>(_key: string, read: (copy: Repository) => Promise<T>): Promise<T> {
+    return read(this);
   }
 
   get capabilities() {
@@ -144,11 +158,7 @@ export class Repository {
    * compressed JSON payload. Any changed byte fails `readSealed`.
    */
   async putSealed(key: string, kind: string, value: unknown, compression: string, options: RepoPutOptions = {}): Promise<number> {
-    const payload = Buffer.from(JSON.stringify(value));
-    const sha = sha256(payload);
-    const body = await this.compressor(compression).compress(payload);
-    const header = Buffer.from(`${ENVELOPE_MAGIC} ${kind} 1 ${compression} ${sha}\n`);
-    const all = Buffer.concat([header, body]);
+    const all = await sealObject(kind, value, compression, this.compressor(compression));
     await this.put(key, all, options);
     return all.length;
   }
@@ -245,6 +255,14 @@ export class Repository {
     if (!e.context.key) e.context.key = key;
     return e;
   }
+}
+
+/** The bytes of a sealed metadata object: a clear header with the payload's sha256, then the compressed JSON. */
+export async function sealObject(kind: string, value: unknown, compression: string, compressor: Compressor): Promise<Buffer> {
+  const payload = Buffer.from(JSON.stringify(value));
+  const body = await compressor.compress(payload);
+  const header = Buffer.from(`${ENVELOPE_MAGIC} ${kind} 1 ${compression} ${sha256(payload)}\n`);
+  return Buffer.concat([header, body]);
 }
 
 function sha256(data: Buffer): string {

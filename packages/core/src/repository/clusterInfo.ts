@@ -1,6 +1,6 @@
 import { StrataError, isStrataError } from '../errors/index.js';
 import { keys } from './keys.js';
-import type { Repository } from './Repository.js';
+import type { Repo } from './Repo.js';
 
 /** What `strata init` records about the cluster a repository stanza belongs to. */
 export interface ClusterInfo {
@@ -12,7 +12,7 @@ export interface ClusterInfo {
   createdAt: string;
 }
 
-export async function readClusterInfo(repo: Repository, cluster: string): Promise<ClusterInfo> {
+export async function readClusterInfo(repo: Repo, cluster: string): Promise<ClusterInfo> {
   try {
     return await repo.readSealed<ClusterInfo>(keys.clusterInfo(cluster), 'cluster');
   } catch (err) {
@@ -27,7 +27,7 @@ export async function readClusterInfo(repo: Repository, cluster: string): Promis
 }
 
 /** Writes the cluster's identity once; a second init with the same identity is a no-op. */
-export async function writeClusterInfo(repo: Repository, info: ClusterInfo, compression: string): Promise<'created' | 'exists'> {
+export async function writeClusterInfo(repo: Repo, info: ClusterInfo, compression: string): Promise<'created' | 'exists'> {
   try {
     await repo.putSealed(keys.clusterInfo(info.cluster), 'cluster', info, compression, { ifNoneMatch: true });
     return 'created';
@@ -39,7 +39,7 @@ export async function writeClusterInfo(repo: Repository, info: ClusterInfo, comp
   return 'exists';
 }
 
-export function assertSameSystem(info: ClusterInfo, systemIdentifier: string, repo: Repository): void {
+export function assertSameSystem(info: ClusterInfo, systemIdentifier: string, repo: Repo): void {
   if (info.systemIdentifier !== systemIdentifier) {
     throw new StrataError(
       'Precondition',

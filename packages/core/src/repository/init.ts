@@ -1,6 +1,6 @@
 import type { ClusterConfig } from '../config/schema.js';
 import { PgSession } from '../postgres/connection.js';
-import type { Repository } from './Repository.js';
+import type { Repo } from './Repo.js';
 import { writeClusterInfo } from './clusterInfo.js';
 
 export interface InitResult {
@@ -15,7 +15,7 @@ export interface InitResult {
 
 /** Records the cluster's identity in the repository and says which settings archiving still needs. */
 export async function initCluster(
-  repo: Repository,
+  repo: Repo,
   clusterName: string,
   cluster: ClusterConfig,
   compression: string,

@@ -1,6 +1,6 @@
 import { StrataError } from '../errors/index.js';
 import { parseLsn } from '../postgres/walNames.js';
-import type { Repository } from '../repository/Repository.js';
+import type { Repo } from '../repository/Repo.js';
 import { listBackupLabels, readManifest } from '../manifest/catalog.js';
 import type { Manifest } from '../manifest/types.js';
 import type { RecoveryTarget } from './target.js';
@@ -10,7 +10,7 @@ import type { RecoveryTarget } from './target.js';
  * target (recovery can only reach points after the backup's consistency point), else the newest.
  */
 export async function chooseBackup(
-  repo: Repository,
+  repo: Repo,
   cluster: string,
   label: string | undefined,
   target: RecoveryTarget | undefined,

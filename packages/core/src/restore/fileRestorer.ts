@@ -2,6 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import { StrataError, isStrataError } from '../errors/index.js';
 import { keys } from '../repository/keys.js';
+import type { Repo } from '../repository/Repo.js';
 import type { Repository } from '../repository/Repository.js';
 import type { BlockMapEntry, BlockMapRef, FrameRef, Manifest, ManifestFile } from '../manifest/types.js';
 import { PAGE_HASH_BYTES, hashPages, pageCount } from '../blocks/pageHash.js';
@@ -23,7 +24,7 @@ export class FrameReader {
   private windowCount = 0;
 
   constructor(
-    private readonly repo: Repository,
+    private readonly repo: Repo,
     private readonly manifest: Manifest,
     /** Decompression and page digests in worker threads (optional: without it, on this thread). */
     readonly pool?: BlockPool,
@@ -56,9 +57,22 @@ export class FrameReader {
     use: (data: Buffer, digests: Buffer | undefined) => Promise<T> | T,
   ): Promise<T> {
     const key = this.packKey(ref);
-    const raw = await this.fetch(key, ref);
+    // A copy that lacks the pack, cannot be reached or fails a check: the frame comes from the next
+    // copy. `use` may run again then; it writes pages by position, so a rerun overwrites them.
+    return this.repo.readFrom(key, (copy) => this.frameFrom(copy, key, ref, expectedSize, what, use));
+  }
+
+  private async frameFrom<T>(
+    copy: Repository,
+    key: string,
+    ref: FrameRef,
+    expectedSize: number,
+    what: string,
+    use: (data: Buffer, digests: Buffer | undefined) => Promise<T> | T,
+  ): Promise<T> {
+    const raw = await this.fetch(copy, key, ref);
     if (raw.length !== ref.length)
-      throw this.corrupt(key, ref, what, `object is shorter than expected (${raw.length} of ${ref.length} bytes)`);
+      throw this.corrupt(key, ref, what, `object is shorter than expected (${raw.length} of ${ref.length} bytes)`, undefined, copy);
     const compressor = this.repo.compressor(this.manifest.options.compression);
     const pool = this.pool;
     const layout = pool?.slots.layout;
@@ -67,8 +81,9 @@ export class FrameReader {
       try {
         raw.copy(slot.output);
         const r = await pool.run({ op: 'decompress', slot: slot.index, length: raw.length });
-        if (r.corrupt) throw this.corrupt(key, ref, what, r.corrupt);
-        if (r.bytes !== expectedSize) throw this.corrupt(key, ref, what, `frame holds ${r.bytes} bytes, expected ${expectedSize}`);
+        if (r.corrupt) throw this.corrupt(key, ref, what, r.corrupt, undefined, copy);
+        if (r.bytes !== expectedSize)
+          throw this.corrupt(key, ref, what, `frame holds ${r.bytes} bytes, expected ${expectedSize}`, undefined, copy);
         return await use(slot.input.subarray(0, r.bytes), slot.hashes);
       } finally {
         pool.release(slot);
@@ -79,19 +94,21 @@ export class FrameReader {
       data = await compressor.decompress(raw);
     } catch (err) {
       if (isStrataError(err) && err.code === 'ConfigInvalid') throw err;
-      throw this.corrupt(key, ref, what, 'frame does not decompress', err);
+      throw this.corrupt(key, ref, what, 'frame does not decompress', err, copy);
     }
-    if (data.length !== expectedSize) throw this.corrupt(key, ref, what, `frame holds ${data.length} bytes, expected ${expectedSize}`);
+    if (data.length !== expectedSize)
+      throw this.corrupt(key, ref, what, `frame holds ${data.length} bytes, expected ${expectedSize}`, undefined, copy);
     return use(data, undefined);
   }
 
-  private async fetch(key: string, ref: FrameRef): Promise<Buffer> {
+  private async fetch(copy: Repository, key: string, ref: FrameRef): Promise<Buffer> {
     const end = ref.offset + ref.length;
-    const hit = this.windows.get(key)?.find((w) => ref.offset >= w.start && end <= w.start + w.data.length);
+    const cacheKey = `${copy.name}\0${key}`;
+    const hit = this.windows.get(cacheKey)?.find((w) => ref.offset >= w.start && end <= w.start + w.data.length);
     if (hit) return hit.data.subarray(ref.offset - hit.start, end - hit.start);
     const want = Math.max(ref.length, this.readAhead);
     // A range past the end of the object returns what there is.
-    const data = await this.repo.getBuffer(key, { range: { start: ref.offset, end: ref.offset + want } });
+    const data = await copy.getBuffer(key, { range: { start: ref.offset, end: ref.offset + want } });
     this.bytesFetched += data.length;
     if (want > ref.length && data.length >= ref.length) {
       // A few windows (one per restoring lane or so), the oldest dropped first: memory stays bounded.
@@ -101,18 +118,18 @@ export class FrameReader {
         this.windowCount--;
         if (list.length === 0) this.windows.delete(oldestKey);
       }
-      const list = this.windows.get(key) ?? [];
-      this.windows.delete(key);
-      this.windows.set(key, [...list, { start: ref.offset, data }]);
+      const list = this.windows.get(cacheKey) ?? [];
+      this.windows.delete(cacheKey);
+      this.windows.set(cacheKey, [...list, { start: ref.offset, data }]);
       this.windowCount++;
     }
     return data.length > ref.length ? data.subarray(0, ref.length) : data;
   }
 
-  corrupt(key: string, ref: FrameRef, what: string, why: string, cause?: unknown): StrataError {
-    return new StrataError('Integrity', `object "${key}" in ${this.repo.describe()} is corrupt at offset ${ref.offset} (${what}): ${why}`, {
+  corrupt(key: string, ref: FrameRef, what: string, why: string, cause?: unknown, copy: Repo = this.repo): StrataError {
+    return new StrataError('Integrity', `object "${key}" in ${copy.describe()} is corrupt at offset ${ref.offset} (${what}): ${why}`, {
       cause,
-      context: { key, repo: this.repo.name },
+      context: { key, repo: copy.name },
       hint: 'restore from another copy of the repository or an older backup; "strata info" lists them',
     });
   }

@@ -2,7 +2,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { syncFilesystem } from './syncFilesystem.js';
 import { StrataError, isStrataError } from '../errors/index.js';
-import type { Repository } from '../repository/Repository.js';
+import type { Repo } from '../repository/Repo.js';
 import type { Manifest, ManifestFile } from '../manifest/types.js';
 import { segmentRange } from '../postgres/walNames.js';
 import { fetchWal } from '../wal/archive.js';
@@ -17,7 +17,7 @@ import { writeDurably, writeRecoveryConfig, type RecoverySettings } from './reco
 import type { RecoveryTarget } from './target.js';
 
 export interface RestoreOptions {
-  repo: Repository;
+  repo: Repo;
   clusterName: string;
   pgdata: string;
   label?: string;
@@ -225,7 +225,7 @@ async function assertEmptyTarget(dir: string, what: string): Promise<void> {
  * The WAL from backup start to stop must be archived and intact, or the restored cluster can never
  * become consistent: fetch and verify it before writing anything.
  */
-async function assertConsistencyWal(repo: Repository, m: Manifest): Promise<void> {
+async function assertConsistencyWal(repo: Repo, m: Manifest): Promise<void> {
   for (const seg of segmentRange(m.startWal, m.stopWal, m.walSegmentSize)) {
     try {
       await fetchWal(repo, m.cluster, seg);

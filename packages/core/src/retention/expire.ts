@@ -6,14 +6,14 @@ import { LABEL_RE } from '../manifest/label.js';
 import type { BackupType } from '../manifest/types.js';
 import type { ObjectInfo } from '../plugins/contract.js';
 import { keys } from '../repository/keys.js';
-import type { Repository } from '../repository/Repository.js';
+import type { Repo } from '../repository/Repo.js';
 import { planRetention, type BackupDecision, type BackupFacts, type IncompleteFacts, type InterruptedDecision } from './plan.js';
 
 /** Most keys one delete call is given (S3's DeleteObjects limit). */
 export const DELETE_BATCH = 1000;
 
 export interface ExpireOptions {
-  repo: Repository;
+  repo: Repo;
   cluster: string;
   policy: RetentionPolicy;
   /** Report what would be removed; remove nothing. */
@@ -154,7 +154,7 @@ export async function runExpire(opts: ExpireOptions): Promise<ExpireResult> {
   return result;
 }
 
-async function readFacts(repo: Repository, cluster: string, label: string): Promise<BackupFacts> {
+async function readFacts(repo: Repo, cluster: string, label: string): Promise<BackupFacts> {
   try {
     const m = await readManifest(repo, cluster, label);
     return {
@@ -178,6 +178,6 @@ async function readFacts(repo: Repository, cluster: string, label: string): Prom
   }
 }
 
-async function deleteInBatches(repo: Repository, keyList: string[]): Promise<void> {
+async function deleteInBatches(repo: Repo, keyList: string[]): Promise<void> {
   for (let i = 0; i < keyList.length; i += DELETE_BATCH) await repo.delete(keyList.slice(i, i + DELETE_BATCH));
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { StrataError, isStrataError } from '../errors/index.js';
-import type { Repository } from '../repository/Repository.js';
+import type { Repo } from '../repository/Repo.js';
 import { keys, parseWalObjectName } from '../repository/keys.js';
 import { listBackupLabels, readManifest } from '../manifest/catalog.js';
 import type { FrameRef, Manifest, ManifestFile } from '../manifest/types.js';
@@ -44,11 +44,7 @@ export interface VerifyResult {
  * whole small files' sha256), every WAL object (sha256 in its key), and the WAL sequence per
  * timeline from each backup's start to the newest segment. Problems are collected, not thrown.
  */
-export async function verifyRepository(
-  repo: Repository,
-  cluster: string,
-  opts: { label?: string; logger?: Logger } = {},
-): Promise<VerifyResult> {
+export async function verifyRepository(repo: Repo, cluster: string, opts: { label?: string; logger?: Logger } = {}): Promise<VerifyResult> {
   const log = opts.logger ?? noopLogger;
   const problems: VerifyProblem[] = [];
   const stats = { objects: 0, bytes: 0 };
@@ -96,12 +92,7 @@ function problemOf(err: unknown, object: string, backup?: string): VerifyProblem
   throw err;
 }
 
-async function verifyBackup(
-  repo: Repository,
-  m: Manifest,
-  problems: VerifyProblem[],
-  stats: { objects: number; bytes: number },
-): Promise<void> {
+async function verifyBackup(repo: Repo, m: Manifest, problems: VerifyProblem[], stats: { objects: number; bytes: number }): Promise<void> {
   const maps = new BlockMapReader(repo, m.cluster, m.label);
   const compressor = repo.compressor(m.options.compression);
   const packKey = (ref: FrameRef) => keys.pack(m.cluster, ref.backup ?? m.label, ref.pack);
@@ -176,7 +167,7 @@ async function verifyBackup(
 }
 
 async function verifyWal(
-  repo: Repository,
+  repo: Repo,
   cluster: string,
   only: Manifest[] | undefined,
   manifests: Manifest[],

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import { StrataError, isStrataError } from '../errors/index.js';
 import { keys, parseWalObjectName } from '../repository/keys.js';
-import type { Repository } from '../repository/Repository.js';
+import type { Repo } from '../repository/Repo.js';
 import { readClusterInfo } from '../repository/clusterInfo.js';
 import { SEGMENT_RE, isWalFileName } from '../postgres/walNames.js';
 import { readSegmentHeader } from './segmentHeader.js';
@@ -13,7 +13,7 @@ import type { Logger } from '../logger.js';
 import { noopLogger } from '../logger.js';
 
 export interface ArchivePushOptions {
-  repo: Repository;
+  repo: Repo;
   cluster: string;
   /** Path PostgreSQL passed as %p (relative to PGDATA, the archiver's working directory). */
   walPath: string;
@@ -40,7 +40,7 @@ export interface WalObject {
 }
 
 /** Lists the archived copies of one WAL file (normally zero or one). */
-export async function findWalObjects(repo: Repository, cluster: string, walName: string): Promise<WalObject[]> {
+export async function findWalObjects(repo: Repo, cluster: string, walName: string): Promise<WalObject[]> {
   const prefix = `${keys.walDir(cluster, walName)}${walName}-`;
   const found: WalObject[] = [];
   for await (const o of repo.list(prefix)) {
@@ -81,23 +81,29 @@ export async function archivePush(opts: ArchivePushOptions): Promise<ArchivePush
   const sha256 = createHash('sha256').update(data).digest('hex');
   const existing = await findWalObjects(repo, cluster, walName);
   const same = checkExisting(existing, walName, sha256, repo);
-  if (same) return { walName, key: same.key, sha256, size: data.length, storedBytes: same.size, alreadyArchived: true };
+  // Several copies: the listing is their union, so "archived" may mean "in some copies"; the put
+  // below stores it where it is missing (the others answer AlreadyExists).
+  if (same && repo.copies.length === 1) {
+    return { walName, key: same.key, sha256, size: data.length, storedBytes: same.size, alreadyArchived: true };
+  }
 
-  const compressor = repo.compressor(opts.compression);
+  const compressor = same ? repo.compressorByExtension(same.extension) : repo.compressor(opts.compression);
   const body = await compressor.compress(data);
-  const key = keys.walObject(cluster, walName, sha256, compressor.extension);
+  const key = same?.key ?? keys.walObject(cluster, walName, sha256, compressor.extension);
+  let alreadyArchived = false;
   try {
     await repo.put(key, body, { ifNoneMatch: true });
   } catch (err) {
     if (!(isStrataError(err) && err.code === 'AlreadyExists')) throw err;
-    log.debug({ key }, 'WAL object appeared concurrently with identical content');
+    alreadyArchived = same !== undefined;
+    log.debug({ key }, 'WAL object already stored with identical content');
   }
   // Another writer may have stored different bytes under this name meanwhile: say so now.
   checkExisting(await findWalObjects(repo, cluster, walName), walName, sha256, repo);
-  return { walName, key, sha256, size: data.length, storedBytes: body.length, alreadyArchived: false };
+  return { walName, key, sha256, size: data.length, storedBytes: body.length, alreadyArchived };
 }
 
-function checkExisting(existing: WalObject[], walName: string, sha256: string, repo: Repository): WalObject | undefined {
+function checkExisting(existing: WalObject[], walName: string, sha256: string, repo: Repo): WalObject | undefined {
   const other = existing.find((o) => o.sha256 !== sha256);
   if (other) {
     throw new StrataError(
@@ -113,7 +119,7 @@ function checkExisting(existing: WalObject[], walName: string, sha256: string, r
 }
 
 /** Fetches an archived WAL file, checks it, and decompresses it. NotFound when not archived. */
-export async function fetchWal(repo: Repository, cluster: string, walName: string): Promise<{ data: Buffer; object: WalObject }> {
+export async function fetchWal(repo: Repo, cluster: string, walName: string): Promise<{ data: Buffer; object: WalObject }> {
   if (!isWalFileName(walName)) throw new StrataError('InvalidArgument', `"${walName}" is not a WAL file name`);
   const found = await findWalObjects(repo, cluster, walName);
   if (found.length === 0) {
@@ -126,21 +132,28 @@ export async function fetchWal(repo: Repository, cluster: string, walName: strin
     );
   }
   const object = found[0]!;
-  const raw = await repo.getBuffer(object.key);
-  let data: Buffer;
-  try {
-    data = await repo.compressorByExtension(object.extension).decompress(raw);
-  } catch (err) {
-    if (isStrataError(err) && err.code === 'ConfigInvalid') throw err;
-    throw integrity(object.key, repo, 'does not decompress', err);
-  }
-  if (createHash('sha256').update(data).digest('hex') !== object.sha256) {
-    throw integrity(object.key, repo, 'checksum mismatch');
-  }
+  // A copy that lacks it or holds damaged bytes: the next copy serves it.
+  const data = await repo.readFrom(object.key, (copy) => readWalObject(copy, object));
   return { data, object };
 }
 
-function integrity(key: string, repo: Repository, why: string, cause?: unknown): StrataError {
+/** One copy's bytes of a WAL object, decompressed and checked against the sha256 in its key. */
+export async function readWalObject(copy: Repo, object: WalObject): Promise<Buffer> {
+  const raw = await copy.getBuffer(object.key);
+  let data: Buffer;
+  try {
+    data = await copy.compressorByExtension(object.extension).decompress(raw);
+  } catch (err) {
+    if (isStrataError(err) && err.code === 'ConfigInvalid') throw err;
+    throw integrity(object.key, copy, 'does not decompress', err);
+  }
+  if (createHash('sha256').update(data).digest('hex') !== object.sha256) {
+    throw integrity(object.key, copy, 'checksum mismatch');
+  }
+  return data;
+}
+
+function integrity(key: string, repo: Repo, why: string, cause?: unknown): StrataError {
   return new StrataError('Integrity', `WAL object "${key}" in ${repo.describe()} is corrupt: ${why}`, {
     cause,
     context: { key, repo: repo.name },
@@ -149,7 +162,7 @@ function integrity(key: string, repo: Repository, why: string, cause?: unknown):
 }
 
 /** archive-get: writes the WAL file to `dest` atomically (temp file, fsync, rename). */
-export async function archiveGet(repo: Repository, cluster: string, walName: string, dest: string): Promise<WalObject> {
+export async function archiveGet(repo: Repo, cluster: string, walName: string, dest: string): Promise<WalObject> {
   const { data, object } = await fetchWal(repo, cluster, walName);
   const tmp = `${dest}.strata-tmp-${randomBytes(4).toString('hex')}`;
   const handle = await fs.open(tmp, 'wx', 0o600);
