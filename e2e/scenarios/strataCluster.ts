@@ -14,6 +14,8 @@ export interface StrataClusterOptions {
   repos?: Record<string, unknown>[];
   /** Extra keys merged into the config's archive section (e.g. async archiving). */
   archive?: Record<string, unknown>;
+  /** Extra top-level config keys (e.g. minCopies). */
+  extra?: Record<string, unknown>;
 }
 
 /**
@@ -48,7 +50,7 @@ export class StrataCluster {
       configPath,
       pg,
       repoDir,
-      { archive: { timeout: 60, ...opts.archive }, ...(opts.backup ? { backup: opts.backup } : {}) },
+      { archive: { timeout: 60, ...opts.archive }, ...(opts.backup ? { backup: opts.backup } : {}), ...opts.extra },
       opts.repos,
     );
     chownToPostgres(configPath);

@@ -46,4 +46,14 @@ describe('ProgressLine', () => {
     line.done();
     expect(out.at(-1)).toBe('\r\x1b[2K');
   });
+
+  it('shows a phase without bytes (restore-test replaying WAL) with its elapsed time, and nothing when disabled', () => {
+    const { stream, out } = sink(true);
+    const line = new ProgressLine('restore-test', stream, true, 60_000);
+    line.phase('replaying WAL until promotion');
+    expect(out).toEqual(['\r\x1b[2Krestore-test: replaying WAL until promotion  0s']);
+    const quiet = sink(false);
+    new ProgressLine('restore-test', quiet.stream, false).phase('running checks');
+    expect(quiet.out).toEqual([]);
+  });
 });

@@ -70,6 +70,14 @@ export class ProgressLine {
     this.draw(bytes, totalBytes);
   }
 
+  /** A phase without a byte count (e.g. "replaying WAL"), with the time spent so far; redrawn every second by the caller or on change. */
+  phase(text: string): void {
+    if (!this.enabled) return;
+    this.lastDraw = Date.now();
+    this.stream.write(`\r\x1b[2K${this.verb}: ${text}  ${durationText((Date.now() - this.started) / 1000)}`);
+    this.drawn = true;
+  }
+
   /** Clears the line (before the final message). */
   done(): void {
     if (this.enabled && this.drawn) this.stream.write('\r\x1b[2K');

@@ -16,6 +16,10 @@ export default class RestoreTest extends BaseCommand<typeof RestoreTest> {
     const { loaded, clusterName, cluster, repo } = await this.context();
     this.gracefulAbort = true;
     await this.lockCluster(loaded.config.stateDir, clusterName, 'restore-test');
+    const progress = this.progress('restore-test');
+    let phase = '';
+    // Recovery and checks have no byte count: the line shows the phase and the time it has run.
+    const ticker = setInterval(() => phase && progress.phase(phase), 1000);
     const result = await runRehearsal({
       repo,
       clusterName,
@@ -25,6 +29,14 @@ export default class RestoreTest extends BaseCommand<typeof RestoreTest> {
       restoreCommand: `${strataCommandPrefix()} archive-get ${contextFlags(loaded.path, clusterName)} %f "%p"`,
       logger: this.logger,
       signal: this.abortController.signal,
+      onProgress: (p) => {
+        if (p.phase === 'restore') return progress.update(p.bytes ?? 0, p.totalBytes);
+        phase = p.phase === 'recovery' ? 'replaying WAL until promotion' : 'running checks';
+        progress.phase(phase);
+      },
+    }).finally(() => {
+      clearInterval(ticker);
+      progress.done();
     });
     for (const line of describeRehearsal(result)) this.log(line);
     if (!result.passed) process.exitCode = this.abortController.signal.aborted ? EXIT_CODES.Aborted : EXIT_CODES.Integrity;

@@ -56,6 +56,13 @@ export default class Status extends BaseCommand<typeof Status> {
         this.log(
           `  last rehearsal at ${r.finishedAt}: ${r.passed ? 'PASSED' : 'FAILED'}${r.rtoSeconds !== undefined ? `, RTO ${r.rtoSeconds.toFixed(1)} s` : ''}${r.rpoSeconds !== undefined ? `, RPO ${r.rpoSeconds.toFixed(1)} s` : ''}${r.error ? ` (${r.error.split('\n')[0]})` : ''}`,
         );
+      const c = cs.lastCheck;
+      if (c) {
+        const lagging = c.repositories.filter((x) => !x.reachable || !x.level).map((x) => (x.reachable ? `${x.repo} lags` : `${x.repo} unreachable`));
+        this.log(
+          `  last check at ${c.finishedAt}: 3-2-1 ${c.rule321 ? 'met' : 'NOT met'} (${c.copies} copies, ${c.mediaKinds} media, ${c.offsiteCopies} offsite)${lagging.length ? `; ${lagging.join(', ')}` : ''}`,
+        );
+      }
     }
     return { ...state, agentRunning };
   }

@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as readline from 'node:readline';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger as PinoLogger } from 'pino';
-import { StrataError, resolveStateDir, type Repo, type StrataConfig } from '@strata/core';
+import { StrataError, resolveStateDir, type CheckReport, type Repo, type StrataConfig } from '@strata/core';
 import { loadConfig, type LoadedConfig } from '../config/loadConfig.js';
 import { openRepository } from '../plugins/loadPlugins.js';
 import { BIN, nodeFlags } from '../self.js';
@@ -16,6 +16,7 @@ import {
   readAgentState,
   writeAgentState,
   type AgentState,
+  type CheckRecord,
   type ClusterState,
   type JobKind,
   type JobOutcome,
@@ -305,6 +306,13 @@ export class Agent {
         if (!r.passed) message = r.error;
       }
     }
+    if (kind === 'check' && parsed?.result) {
+      const r = parsed.result as CheckReport;
+      if (typeof r.rule321 === 'boolean') {
+        cs.lastCheck = checkRecord(r);
+        if (!r.ok) message = r.problems.join('; ');
+      }
+    }
     if (outcome === 'succeeded' && (kind === 'full' || kind === 'incr' || kind === 'diff') && parsed?.result) {
       const r = parsed.result as { label: string; type: 'full' | 'incr' | 'diff'; bytes: number; repoBytes: number; durationMs: number };
       cs.lastBackup[r.type] = {
@@ -409,5 +417,25 @@ function cronLogger(log: PinoLogger) {
     warn: (m: string) => log.warn({ source: 'node-cron' }, m),
     error: (m: string | Error) => log.error({ source: 'node-cron' }, String(m)),
     debug: (m: string | Error) => log.debug({ source: 'node-cron' }, String(m)),
+  };
+}
+
+/** What the agent keeps of a check report (for `status` and metrics). */
+export function checkRecord(r: CheckReport): CheckRecord {
+  return {
+    finishedAt: new Date().toISOString(),
+    ok: r.ok,
+    rule321: r.rule321,
+    copies: r.copies,
+    mediaKinds: r.mediaKinds.length,
+    offsiteCopies: r.offsiteCopies,
+    repositories: r.repositories.map((c) => ({
+      repo: c.repo,
+      reachable: c.reachable,
+      level: c.level,
+      lagBackups: c.lag.backups,
+      lagWalFiles: c.lag.walFiles,
+      queued: c.queued,
+    })),
   };
 }

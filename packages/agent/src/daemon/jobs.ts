@@ -13,5 +13,10 @@ export function jobArgs(kind: JobKind, opts: { startFast: boolean }): string[] {
       return ['verify'];
     case 'restoreTest':
       return ['restore-test'];
+    case 'replicate':
+      return ['replicate'];
+    case 'check':
+      // A scheduled check reads the repositories; it does not force WAL switches on the cluster.
+      return ['check', '--no-archive-check'];
   }
 }

@@ -74,3 +74,42 @@ describe('renderMetrics', () => {
     expect(text).not.toContain('strata_rehearsal_rpo_seconds{');
   });
 });
+
+describe('renderMetrics: 3-2-1 and copies', () => {
+  it('exports the newest check: the verdict, counts, and each repository reachability, lag and queue', () => {
+    const withCheck: AgentState = {
+      ...state,
+      clusters: {
+        main: {
+          jobs: {},
+          lastBackup: {},
+          lastCheck: {
+            finishedAt: '2026-11-22T03:00:00.000Z',
+            ok: false,
+            rule321: false,
+            copies: 3,
+            mediaKinds: 2,
+            offsiteCopies: 0,
+            repositories: [
+              { repo: 'local', reachable: true, level: true, lagBackups: 0, lagWalFiles: 0, queued: 0 },
+              { repo: 'offsite', reachable: true, level: false, lagBackups: 1, lagWalFiles: 7, queued: 12 },
+              { repo: 'tape', reachable: false, level: false, lagBackups: 0, lagWalFiles: 0, queued: 3 },
+            ],
+          },
+        },
+      },
+    };
+    const lines = renderMetrics({ state: withCheck, config, repos: new Map(), running: [] }, new Map()).split('\n');
+    expect(lines).toContain('strata_rule321_met{cluster="main"} 0');
+    expect(lines).toContain('strata_copies{cluster="main"} 3');
+    expect(lines).toContain('strata_media_kinds{cluster="main"} 2');
+    expect(lines).toContain('strata_offsite_copies{cluster="main"} 0');
+    expect(lines).toContain('strata_check_last_timestamp_seconds{cluster="main"} 1795316400');
+    expect(lines).toContain('strata_repository_lag_backups{cluster="main",repo="offsite"} 1');
+    expect(lines).toContain('strata_repository_lag_wal_files{cluster="main",repo="offsite"} 7');
+    expect(lines).toContain('strata_repository_queued_objects{cluster="main",repo="offsite"} 12');
+    expect(lines).toContain('strata_repository_up{cluster="main",repo="tape"} 0');
+    // An unreachable copy's lag is unknown: no made-up zero.
+    expect(lines.some((l) => l.startsWith('strata_repository_lag_backups{cluster="main",repo="tape"}'))).toBe(false);
+  });
+});

@@ -110,7 +110,34 @@ export function renderMetrics(src: MetricsSource, probes: Map<string, ClusterPro
     'When the newest WAL segment in the repository was stored (Unix time).',
   );
 
+  const rule = fam('strata_rule321_met', 'gauge', '1 when the newest check found the 3-2-1 rule met (3 copies, 2 media kinds, 1 offsite), else 0.');
+  const copies = fam('strata_copies', 'gauge', 'Copies holding every backup and WAL file at the newest check, the live cluster included.');
+  const media = fam('strata_media_kinds', 'gauge', 'Kinds of media among those copies at the newest check.');
+  const offsite = fam('strata_offsite_copies', 'gauge', 'Offsite copies at the newest check.');
+  const checkTime = fam('strata_check_last_timestamp_seconds', 'gauge', 'End of the newest check (Unix time).');
+  const repoUp = fam('strata_repository_up', 'gauge', '1 when the newest check could list the repository, else 0.');
+  const lagBackups = fam('strata_repository_lag_backups', 'gauge', 'Backups other copies hold that this repository misses (newest check).');
+  const lagWal = fam('strata_repository_lag_wal_files', 'gauge', 'WAL files other copies hold that this repository misses (newest check).');
+  const queued = fam('strata_repository_queued_objects', 'gauge', 'Writes this repository missed, waiting in the local replication queue.');
+
   for (const [cluster, cs] of Object.entries(src.state.clusters)) {
+    const c = cs.lastCheck;
+    if (c) {
+      rule.push({ labels: { cluster }, value: c.rule321 ? 1 : 0 });
+      copies.push({ labels: { cluster }, value: c.copies });
+      media.push({ labels: { cluster }, value: c.mediaKinds });
+      offsite.push({ labels: { cluster }, value: c.offsiteCopies });
+      checkTime.push({ labels: { cluster }, value: t(c.finishedAt) });
+      for (const r of c.repositories) {
+        const labels = { cluster, repo: r.repo };
+        repoUp.push({ labels, value: r.reachable ? 1 : 0 });
+        if (r.reachable) {
+          lagBackups.push({ labels, value: r.lagBackups });
+          lagWal.push({ labels, value: r.lagWalFiles });
+        }
+        queued.push({ labels, value: r.queued });
+      }
+    }
     for (const [type, b] of Object.entries(cs.lastBackup)) {
       const labels = { cluster, type };
       lastTime.push({ labels, value: t(b.finishedAt) });

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 
-export const JOB_KINDS = ['full', 'incr', 'diff', 'expire', 'verify', 'restoreTest'] as const;
+export const JOB_KINDS = ['full', 'incr', 'diff', 'expire', 'verify', 'restoreTest', 'replicate', 'check'] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 export type JobOutcome = 'succeeded' | 'failed' | 'skipped' | 'interrupted';
 
@@ -41,11 +41,23 @@ export interface RehearsalRecord {
   error?: string;
 }
 
+/** The newest scheduled `strata check` (no WAL switch): the 3-2-1 verdict and each copy's lag. */
+export interface CheckRecord {
+  finishedAt: string;
+  ok: boolean;
+  rule321: boolean;
+  copies: number;
+  mediaKinds: number;
+  offsiteCopies: number;
+  repositories: { repo: string; reachable: boolean; level: boolean; lagBackups: number; lagWalFiles: number; queued: number }[];
+}
+
 export interface ClusterState {
   jobs: Partial<Record<JobKind, JobState>>;
   running?: { job: JobKind; pid: number; startedAt: string };
   lastBackup: Partial<Record<'full' | 'diff' | 'incr', BackupRecord>>;
   lastRehearsal?: RehearsalRecord;
+  lastCheck?: CheckRecord;
 }
 
 /** The agent's job-state file (`<stateDir>/agent.json`): what `strata status` shows. */

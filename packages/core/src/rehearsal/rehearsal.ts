@@ -35,6 +35,8 @@ export interface RehearsalOptions {
   signal?: AbortSignal;
   /** Store the result in the repository (default true). */
   store?: boolean;
+  /** Where the rehearsal is: restoring (with bytes), replaying WAL until promotion, running checks. */
+  onProgress?: (p: { phase: 'restore' | 'recovery' | 'checks'; bytes?: number; totalBytes?: number }) => void;
 }
 
 interface Scratch {
@@ -89,8 +91,10 @@ export async function runRehearsal(opts: RehearsalOptions): Promise<RehearsalRes
       archiveMode: 'off',
       restoreCommand: opts.restoreCommand,
       logger: log,
+      onProgress: (p) => opts.onProgress?.({ phase: 'restore', bytes: p.bytes, totalBytes: p.totalBytes }),
     });
     await ownScratch(scratch);
+    opts.onProgress?.({ phase: 'recovery' });
     abortPoint(opts.signal);
 
     const port = await freeLoopbackPort();
@@ -104,6 +108,7 @@ export async function runRehearsal(opts: RehearsalOptions): Promise<RehearsalRes
     result.checks.push({ name: 'promoted', kind: 'recovery', passed: true, detail: 'pg_is_in_recovery() is false' });
     log.info({ rtoSeconds: result.rtoSeconds }, 'rehearsal: cluster promoted and accepting queries');
 
+    opts.onProgress?.({ phase: 'checks' });
     const client = await connect(conn, opts.cluster.database);
     try {
       const row = (await client.query<{ ts: Date | null }>('SELECT pg_last_xact_replay_timestamp() AS ts')).rows[0];

@@ -241,12 +241,15 @@ export class ReplicatedRepository implements Repo {
   }
 
   async listAll(prefix: string): Promise<ObjectInfo[]> {
-    const listed = await Promise.allSettled(this.copies.map((c) => c.listAll(prefix)));
+    // A copy that failed earlier in this process is listed only when no other copy is left.
+    const healthy = this.healthy();
+    const from = healthy.length ? healthy : [...this.copies];
+    const listed = await Promise.allSettled(from.map((c) => c.listAll(prefix)));
     const merged = new Map<string, ObjectInfo>();
     let answered = 0;
     let firstError: unknown;
     listed.forEach((r, i) => {
-      const copy = this.copies[i]!;
+      const copy = from[i]!;
       if (r.status === 'rejected') {
         firstError ??= r.reason;
         const error = toStrataError(r.reason, 'Unavailable', 'list');

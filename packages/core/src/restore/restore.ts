@@ -159,6 +159,16 @@ async function restoreWithPool(
     archiveMode: opts.archiveMode,
     label: manifest.label,
   });
+  if (chown) {
+    // Files restore itself wrote belong to the data directory's owner, not root: PostgreSQL
+    // started as that user must be able to rename backup_label and remove recovery.signal.
+    const owner = rootDirMeta(manifest);
+    for (const name of ['backup_label', 'tablespace_map', 'postgresql.auto.conf', 'recovery.signal']) {
+      await fs.lchown(path.join(pgdata, name), owner.uid, owner.gid).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
+    }
+  }
   // Everything else is on disk before pg_control makes the directory startable.
   await syncFilesystem([pgdata, ...locations.values()]);
   (opts.logger ?? noopLogger).debug({ ms: Date.now() - started }, 'data directory synced');
