@@ -1,9 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { agents, killAgents, metric, readState, scrape, startAgent, waitFor, writeAgentConfig, type AgentState } from './harness/agent.js';
 import { debianPgBin, freePort, stopAllClusters } from './harness/postgres.js';
-import { STRATA_BIN } from './harness/strata.js';
 import { StrataCluster } from './scenarios/strataCluster.js';
 
 /** Measured numbers go to the test output (the report quotes them). */
@@ -11,77 +11,10 @@ function report(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
-const agents = new Set<ChildProcess>();
 afterAll(async () => {
-  for (const a of agents) if (a.exitCode === null && a.signalCode === null) process.kill(-a.pid!, 'SIGKILL');
+  killAgents();
   await stopAllClusters();
 }, 120_000);
-
-interface JobState {
-  schedule: string;
-  nextRun: string | null;
-  last?: { outcome: string; message?: string; exitCode: number | null };
-  runs: { succeeded: number; failed: number; skipped: number; interrupted: number };
-}
-interface AgentState {
-  pid: number;
-  stoppedAt?: string;
-  clusters: Record<
-    string,
-    {
-      running?: { job: string; pid: number };
-      jobs: Record<string, JobState>;
-      lastBackup: Record<string, { label: string; bytes: number }>;
-      lastRehearsal?: { passed: boolean; rtoSeconds?: number; rpoSeconds?: number; error?: string };
-    }
-  >;
-}
-
-/** The config the harness wrote, plus a schedule under clusters.main and an agent section. */
-function writeAgentConfig(c: StrataCluster, base: string, schedule: Record<string, string>, metricsPort: number): void {
-  const sched = Object.entries(schedule).map(([k, v]) => `      ${k}: "${v}"\n`);
-  const text = base.replace('    user: postgres\n', `    user: postgres\n    schedule:\n${sched.join('')}`);
-  fs.writeFileSync(c.configPath, `${text}agent: { metrics: { listen: "127.0.0.1:${metricsPort}" }, startFast: true, stopTimeout: 60 }\n`);
-}
-
-function startAgent(configPath: string) {
-  const asRoot = process.getuid?.() === 0;
-  const args = [...(asRoot ? ['-u', 'postgres', '--', process.execPath] : []), STRATA_BIN, 'agent', '--config', configPath];
-  const child = spawn(asRoot ? 'runuser' : process.execPath, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  agents.add(child);
-  const lines: string[] = [];
-  let buf = '';
-  child.stdout.on('data', (b: Buffer) => {
-    buf += b.toString();
-    const parts = buf.split('\n');
-    buf = parts.pop()!;
-    lines.push(...parts);
-  });
-  const stderr: string[] = [];
-  child.stderr.on('data', (b: Buffer) => stderr.push(b.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return { child, lines, stderr, exited };
-}
-
-function readState(stateDir: string): AgentState | undefined {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(stateDir, 'agent.json'), 'utf8')) as AgentState;
-  } catch {
-    return undefined;
-  }
-}
-
-async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs: number, diag: () => string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${diag()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** A backup without a manifest that has written a pack: one is being copied now (or was interrupted). */
 const seenIncomplete = new Set<string>();
@@ -96,18 +29,6 @@ function backupInProgress(repoDir: string): boolean {
     }
   }
   return false;
-}
-
-async function scrape(port: number): Promise<string> {
-  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
-  expect(res.status).toBe(200);
-  expect(res.headers.get('content-type')).toContain('text/plain; version=0.0.4');
-  return res.text();
-}
-
-function metric(text: string, name: string, labels: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`) || (labels === '' && l.startsWith(`${name} `)));
-  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : undefined;
 }
 
 describe('strata agent (PostgreSQL 15)', () => {

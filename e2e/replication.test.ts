@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireEnv, startAzurite, type TestServer } from '@strata/test-servers';
+import { killAgents, metric, readState, scrape, startAgent, waitFor, writeAgentConfig } from './harness/agent.js';
 import { freePort, makeScratchDir, stopAllClusters } from './harness/postgres.js';
 import { writeStrataConfig } from './harness/strata.js';
 import { StrataCluster, restoreInto, secondsBefore } from './scenarios/strataCluster.js';
@@ -33,6 +34,11 @@ interface CheckJson {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+let t0 = Date.now();
+/** Phase timings go to the test output (where the time of this long scenario goes). */
+function phase(name: string): void {
+  process.stdout.write(`replication: ${name} at ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+}
 
 let azurite: TestServer | undefined;
 let azuritePort = 0;
@@ -56,7 +62,7 @@ async function check(args: string[] = []): Promise<{ code: number; report: Check
   const res = await src.strata(['check', '--json', ...args]);
   const report = (res.json as { result?: CheckJson } | undefined)?.result;
   expect(report, `${res.stderr}\n${res.stdout}`).toBeDefined();
-  return { code: res.code, report: report!, stderr: res.stderr };
+  return { code: res.code ?? -1, report: report!, stderr: res.stderr };
 }
 
 const byRepo = (r: CheckJson, name: string) => r.repositories.find((x) => x.repo === name)!;
@@ -101,6 +107,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
+  killAgents();
   await stopAllClusters();
   await stopOffsite();
   if (azuriteData) fs.rmSync(azuriteData, { recursive: true, force: true });
@@ -118,9 +125,12 @@ describe('3-2-1 copies across fs, S3 and Azure', () => {
   }, 240_000);
 
   it('with the offsite store down, WAL and an incr still land on two copies; check fails; replicate brings it level', async () => {
+    t0 = Date.now();
     await stopOffsite();
     await src.pg.pgbench(['-T', '5', '-c', '2', 'postgres']);
+    phase('pgbench done');
     await src.switchWalAndWait(120_000);
+    phase('WAL archived on two copies');
     const incr = await src.strata(['backup', '--type', 'incr', '--start-fast', '--json']);
     expect(incr.code, incr.stderr).toBe(0);
     const incrJson = incr.json as { result: { label: string; missedBy: string[] }; warnings: string[] };
@@ -130,6 +140,7 @@ describe('3-2-1 copies across fs, S3 and Azure', () => {
     // One round of retries per command, then the copy is skipped: not a retry storm per object.
     expect(incr.stderr.match(/retrying storage call/g)?.length ?? 0).toBeLessThanOrEqual(6);
 
+    phase('incr done');
     const down = await check(['--no-archive-check']);
     expect(down.code).toBe(9);
     expect(down.report.rule321).toBe(false);
@@ -138,6 +149,7 @@ describe('3-2-1 copies across fs, S3 and Azure', () => {
     expect(byRepo(down.report, 'offsite').queued).toBeGreaterThan(0);
     expect(down.report.problems.join('\n')).toMatch(/"offsite" is unreachable/);
 
+    phase('check (down) done');
     await startOffsite();
     const lagging = await check(['--no-archive-check']);
     expect(lagging.code).toBe(9);
@@ -147,19 +159,23 @@ describe('3-2-1 copies across fs, S3 and Azure', () => {
     expect(lag.lag.walFiles).toBeGreaterThan(0);
     expect(lagging.report.rule321).toBe(false);
 
+    phase('offsite back, lag checked');
     const rep = await src.strata(['replicate', '--json']);
     expect(rep.code, rep.stderr).toBe(0);
-    const targets = (rep.json as { result: { targets: { target: string; copied: number; backups: string[]; level: boolean }[] } }).result.targets;
+    const targets = (rep.json as { result: { targets: { target: string; copied: number; backups: string[]; level: boolean }[] } }).result
+      .targets;
     const offsite = targets.find((t) => t.target === 'offsite')!;
     expect(offsite.backups).toEqual([incrResult.label]);
     expect(offsite.level).toBe(true);
     expect(targets.filter((t) => t.target !== 'offsite').every((t) => t.copied === 0 && t.level)).toBe(true);
 
+    phase('replicated');
     const level = await check();
     expect(level.code, level.report.problems.join('\n')).toBe(0);
     expect(level.report).toMatchObject({ rule321: true, copies: 4, offsiteCopies: 1 });
     expect(byRepo(level.report, 'offsite')).toMatchObject({ level: true, backups: 2, queued: 0 });
 
+    phase('checked level');
     // Nothing lost: every repository on its own verifies both backups and an unbroken WAL range.
     const verify = await src.strata(['verify', '--json']);
     expect(verify.code, verify.stdout).toBe(0);
@@ -169,6 +185,7 @@ describe('3-2-1 copies across fs, S3 and Azure', () => {
       ['s3', true, 2],
       ['offsite', true, 2],
     ]);
+    phase('verified');
   }, 600_000);
 
   it('PITR restore falls back to the other copies when the first holds a damaged pack and misses a WAL segment', async () => {
@@ -219,9 +236,9 @@ describe('3-2-1 copies across fs, S3 and Azure', () => {
   it('with minCopies all and the offsite store down, archive-push fails and PostgreSQL retries until it is back', async () => {
     config({ minCopies: 'all' });
     await stopOffsite();
-    const [{ failed: failedBefore }] = await src.pg.query<{ failed: string }>('SELECT failed_count::text AS failed FROM pg_stat_archiver');
+    const failedBefore = (await src.pg.query<{ failed: string }>('SELECT failed_count::text AS failed FROM pg_stat_archiver'))[0]!.failed;
     await src.pg.query('CREATE TABLE after_outage AS SELECT g FROM generate_series(1, 1000) g');
-    const [{ w: seg }] = await src.pg.query<{ w: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS w');
+    const seg = (await src.pg.query<{ w: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS w'))[0]!.w;
     const deadline = Date.now() + 120_000;
     let stat: { failed: string; last_failed_wal: string | null; last_archived_wal: string | null } | undefined;
     for (;;) {
@@ -243,4 +260,33 @@ describe('3-2-1 copies across fs, S3 and Azure', () => {
     expect(code, report.problems.join('\n')).toBe(0);
     for (const r of report.repositories) expect(r.level).toBe(true);
   }, 600_000);
+
+  it("the agent checks on a schedule and exports the 3-2-1 verdict and each copy's lag as metrics", async () => {
+    const port = await freePort();
+    writeAgentConfig(src, fs.readFileSync(src.configPath, 'utf8'), { check: '*/2 * * * * *', replicate: '*/3 * * * * *' }, port);
+    const agent = startAgent(src.configPath);
+    const stateDir = path.join(src.scratch, 'state');
+    const diag = () => `${agent.lines.slice(-20).join('\n')}\n${agent.stderr.join('')}`;
+    await waitFor(
+      'a scheduled check and replication',
+      () => {
+        const c = readState(stateDir)?.clusters.main;
+        return c?.lastCheck && (c.jobs.replicate?.runs.succeeded ?? 0) >= 1 && c;
+      },
+      120_000,
+      diag,
+    );
+    const m = await scrape(port);
+    expect(metric(m, 'strata_rule321_met', 'cluster="main"'), m).toBe(1);
+    expect(metric(m, 'strata_copies', 'cluster="main"')).toBe(4);
+    expect(metric(m, 'strata_media_kinds', 'cluster="main"')).toBe(2);
+    expect(metric(m, 'strata_offsite_copies', 'cluster="main"')).toBe(1);
+    for (const repo of ['local', 's3', 'offsite']) {
+      expect(metric(m, 'strata_repository_up', `cluster="main",repo="${repo}"`)).toBe(1);
+      expect(metric(m, 'strata_repository_lag_backups', `cluster="main",repo="${repo}"`)).toBe(0);
+      expect(metric(m, 'strata_repository_lag_wal_files', `cluster="main",repo="${repo}"`)).toBe(0);
+    }
+    process.kill(readState(stateDir)!.pid, 'SIGTERM');
+    expect((await agent.exited).code).toBe(0);
+  }, 300_000);
 });

@@ -203,7 +203,7 @@ export function runAsPostgres(cmd: string, args: readonly string[], opts: RunOpt
 }
 
 let postgresIds: { uid: number; gid: number } | undefined;
-function postgresUser(): { uid: number; gid: number } {
+export function postgresUser(): { uid: number; gid: number } {
   if (!postgresIds) {
     const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
     const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());

@@ -56,6 +56,8 @@ export async function replicate(opts: ReplicateOptions): Promise<ReplicateResult
   const queued = opts.queue ? (await opts.queue.pending(target.name)).length : 0;
   const [targetInv, ...sourceInvs] = await takeInventory([target, ...opts.sources], cluster);
   if (targetInv!.error) throw targetInv!.error;
+  // The target answers again: writers stop skipping it.
+  await opts.queue?.markUp(target.name);
   const reachable = sourceInvs.filter((s) => s.objects);
   if (reachable.length === 0) {
     const why = sourceInvs.map((s) => `${s.repo.name}: ${s.error?.message}`).join('; ');

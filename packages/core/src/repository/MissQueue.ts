@@ -57,6 +57,33 @@ export class MissQueue {
     return out;
   }
 
+  private mark(repo: string): string {
+    return path.join(this.dir, `${repo}.down`);
+  }
+
+  /**
+   * Remembers, for the next short-lived processes (each archive-push), that a copy is down, so they
+   * skip it at once instead of each paying a round of retries.
+   */
+  async markDown(repo: string, reason: string): Promise<void> {
+    await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await fs.writeFile(this.mark(repo), `${JSON.stringify({ at: new Date().toISOString(), reason })}\n`, { mode: 0o600 });
+  }
+
+  async markUp(repo: string): Promise<void> {
+    await fs.rm(this.mark(repo), { force: true });
+  }
+
+  /** When and why the copy was last marked down, if it is. */
+  async downMark(repo: string): Promise<{ at: number; reason: string } | undefined> {
+    try {
+      const m = JSON.parse(await fs.readFile(this.mark(repo), 'utf8')) as { at: string; reason: string };
+      return { at: Date.parse(m.at), reason: m.reason };
+    } catch {
+      return undefined;
+    }
+  }
+
   /**
    * Drops the first `count` entries (those a replication run saw before it started copying);
    * entries appended meanwhile stay. Rewritten through a temporary file and a rename.

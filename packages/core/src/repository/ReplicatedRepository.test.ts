@@ -65,6 +65,35 @@ describe('ReplicatedRepository writes', () => {
     expect(await queue.pending('a')).toEqual([]);
   });
 
+  it('a copy another process found down is skipped by the next processes for a while, and probed when needed', async () => {
+    const queue = new MissQueue(dir);
+    const first = new ReplicatedRepository([copy('a'), copy('b', down())], { minCopies: 1, queue });
+    await first.put('main/wal/k1', Buffer.from('1'));
+    expect((await queue.downMark('b'))?.reason).toMatch(/injected failure/);
+
+    // The next archive-push: b is skipped without a call, and the miss is recorded.
+    const b2 = chaosBackend(new MemoryBackend(), { failEvery: 1, code: 'Unavailable', retryable: false });
+    const second = new ReplicatedRepository([copy('a'), copy('b', b2)], { minCopies: 1, queue });
+    await second.put('main/wal/k2', Buffer.from('2'));
+    expect(b2.calls.put).toBe(0);
+    expect((await queue.pending('b')).map((m) => m.key)).toEqual(['main/wal/k1', 'main/wal/k2']);
+    expect(second.outages()[0]!.error.message).toMatch(/was found down \d+ s ago/);
+
+    // minCopies needs b: it is probed at once, and a success clears the mark.
+    const back = new MemoryBackend();
+    const third = new ReplicatedRepository([copy('a'), copy('b', back)], { minCopies: 2, queue });
+    await third.put('main/wal/k3', Buffer.from('3'));
+    expect(back.objects.has('main/wal/k3')).toBe(true);
+    expect(await queue.downMark('b')).toBeUndefined();
+
+    // After the probe window, a marked copy is tried again even when it is not needed.
+    await queue.markDown('b', 'earlier outage');
+    const later = new MemoryBackend();
+    const fourth = new ReplicatedRepository([copy('a'), copy('b', later)], { minCopies: 1, queue, probeAfterMs: 0 });
+    await fourth.put('main/wal/k4', Buffer.from('4'));
+    expect(later.objects.has('main/wal/k4')).toBe(true);
+  });
+
   it('fails when fewer than minCopies hold the object, naming the copy that failed', async () => {
     const set = new ReplicatedRepository([copy('a'), copy('b', down())], { minCopies: 2, queue: new MissQueue(dir) });
     const err = await expectStrataError(() => set.put('main/cluster.info', Buffer.from('x')), 'Unavailable');

@@ -12,6 +12,11 @@ export interface ReplicationOptions {
   /** Where the copies a write skipped are recorded (without one, nothing is recorded). */
   queue?: MissQueue;
   logger?: Logger;
+  /**
+   * A copy another process found down is skipped for this long (ms, default 30 s), then probed
+   * again; it is probed at once when the other copies are fewer than minCopies.
+   */
+  probeAfterMs?: number;
 }
 
 /** A read that one copy could not serve and another did. */
@@ -48,6 +53,9 @@ export class ReplicatedRepository implements Repo {
   readonly name: string;
   /** Copies that failed in this process, with the error that took them out. */
   private readonly down = new Map<string, StrataError>();
+  /** Copies a recent process found down (the queue's marks): skipped unless needed. */
+  private readonly presumedDown = new Map<string, StrataError>();
+  private marks: Promise<void> | undefined;
   /** Every fallback so far, for the command's report. */
   readonly fallbacks: Fallback[] = [];
   private readonly log: Logger;
@@ -92,14 +100,45 @@ export class ReplicatedRepository implements Repo {
     return this.copies[0]!.compressorByExtension(extension);
   }
 
-  /** Copies that have not failed in this process. */
+  /** Copies neither failed in this process nor recently marked down by another. */
   healthy(): Repository[] {
-    return this.copies.filter((c) => !this.down.has(c.name));
+    return this.copies.filter((c) => !this.down.has(c.name) && !this.presumedDown.has(c.name));
   }
 
-  /** Copies that failed in this process and why. */
+  /** Copies that failed in this process (or were skipped as recently down) and why. */
   outages(): { repo: string; error: StrataError }[] {
-    return [...this.down].map(([repo, error]) => ({ repo, error }));
+    return [...this.down, ...this.presumedDown].map(([repo, error]) => ({ repo, error }));
+  }
+
+  /** Reads, once, the down marks other processes left. */
+  private loadMarks(): Promise<void> {
+    this.marks ??= (async () => {
+      const queue = this.opts.queue;
+      if (!queue) return;
+      const window = this.opts.probeAfterMs ?? 30_000;
+      for (const c of this.copies) {
+        const mark = await queue.downMark(c.name).catch(() => undefined);
+        if (!mark || Date.now() - mark.at >= window) continue;
+        const ago = Math.round((Date.now() - mark.at) / 1000);
+        const message = `repository "${c.name}" was found down ${ago} s ago (${mark.reason}); it is probed again after ${window / 1000} s`;
+        this.presumedDown.set(c.name, new StrataError('Unavailable', message, { context: { repo: c.name } }));
+      }
+    })();
+    return this.marks;
+  }
+
+  /** Takes a copy out for the rest of this process, and tells the next processes for a while. */
+  private async markDown(copy: Repository, error: StrataError): Promise<void> {
+    this.presumedDown.delete(copy.name);
+    if (!this.down.has(copy.name)) {
+      this.log.warn({ repo: copy.name, err: error.message }, 'repository copy failed; continuing with the others');
+      await this.opts.queue?.markDown(copy.name, error.message).catch(() => undefined);
+    }
+    this.down.set(copy.name, error);
+  }
+
+  private reasonOf(copy: Repository): StrataError {
+    return (this.down.get(copy.name) ?? this.presumedDown.get(copy.name))!;
   }
 
   async put(key: string, body: Buffer | Readable, options: RepoPutOptions = {}): Promise<void> {
@@ -126,32 +165,29 @@ export class ReplicatedRepository implements Repo {
    * (a conditional create), so it is rethrown once every copy has answered.
    */
   private async fanOut(operation: string, key: string, write: (copy: Repository) => Promise<void>, record = true): Promise<void> {
+    await this.loadMarks();
     const targets = this.healthy();
+    // Too few without the copies presumed down: probe them rather than fail for certain.
+    if (targets.length < this.opts.minCopies) {
+      targets.push(...this.copies.filter((c) => this.presumedDown.has(c.name) && !this.down.has(c.name)));
+    }
     const results = await Promise.allSettled(targets.map((c) => write(c)));
     // Copies that hold the object afterwards: written now, or already there (AlreadyExists).
     let stored = 0;
     let exists: StrataError | undefined;
-    const failed: { copy: Repository; error: StrataError }[] = [];
-    results.forEach((r, i) => {
+    for (const [i, r] of results.entries()) {
       const copy = targets[i]!;
-      if (r.status === 'fulfilled') stored++;
-      else {
-        const error = toStrataError(r.reason, 'Unavailable', operation);
-        if (error.code === 'AlreadyExists') {
-          exists ??= error;
-          stored++;
-        } else failed.push({ copy, error });
-      }
-    });
-    for (const { copy, error } of failed) {
-      if (!this.down.has(copy.name))
-        this.log.warn({ repo: copy.name, operation, key, err: error.message }, 'repository copy failed; continuing with the others');
-      this.down.set(copy.name, error);
+      const error = r.status === 'rejected' ? toStrataError(r.reason, 'Unavailable', operation) : undefined;
+      if (!error || error.code === 'AlreadyExists') {
+        stored++;
+        if (error) exists ??= error;
+        if (this.presumedDown.delete(copy.name)) await this.opts.queue?.markUp(copy.name).catch(() => undefined);
+      } else await this.markDown(copy, error);
     }
-    const missedBy = this.copies.filter((c) => this.down.has(c.name));
+    const missedBy = this.copies.filter((c) => this.down.has(c.name) || this.presumedDown.has(c.name));
     if (stored < this.opts.minCopies) {
-      const reasons = missedBy.map((c) => `${c.name}: ${this.down.get(c.name)!.message}`).join('; ');
-      const first = failed[0]?.error ?? this.down.get(missedBy[0]!.name)!;
+      const reasons = missedBy.map((c) => `${c.name}: ${this.reasonOf(c).message}`).join('; ');
+      const first = this.reasonOf(missedBy[0]!);
       throw new StrataError(
         first.code,
         `${operation} "${key}" reached ${stored} of ${this.copies.length} repositories, fewer than minCopies ${this.opts.minCopies}: ${reasons}`,
@@ -166,14 +202,16 @@ export class ReplicatedRepository implements Repo {
     }
     if (record && this.opts.queue) {
       const at = new Date().toISOString();
-      for (const c of missedBy) await this.opts.queue.record({ repo: c.name, key, at, reason: this.down.get(c.name)!.message });
+      for (const c of missedBy) await this.opts.queue.record({ repo: c.name, key, at, reason: this.reasonOf(c).message });
     }
     if (exists) throw exists;
   }
 
   async readFrom<T>(key: string, read: (copy: Repository) => Promise<T>): Promise<T> {
-    // Copies that failed earlier in this process are tried last, not skipped: they may be back.
-    const order = [...this.healthy(), ...this.copies.filter((c) => this.down.has(c.name))];
+    // Copies that failed earlier (here or in another process) are tried last, not skipped: they may be back.
+    await this.loadMarks();
+    const healthy = this.healthy();
+    const order = [...healthy, ...this.copies.filter((c) => !healthy.includes(c))];
     const errors: { copy: Repository; error: StrataError }[] = [];
     for (const copy of order) {
       try {
@@ -187,7 +225,7 @@ export class ReplicatedRepository implements Repo {
       } catch (err) {
         if (!isStrataError(err) || !COPY_FAULTS.has(err.code)) throw err;
         errors.push({ copy, error: err });
-        if (OUTAGES.has(err.code)) this.down.set(copy.name, err);
+        if (OUTAGES.has(err.code)) await this.markDown(copy, err);
       }
     }
     const primary = errors.find((e) => e.error.code !== 'NotFound') ?? errors[0]!;
@@ -241,26 +279,26 @@ export class ReplicatedRepository implements Repo {
   }
 
   async listAll(prefix: string): Promise<ObjectInfo[]> {
-    // A copy that failed earlier in this process is listed only when no other copy is left.
+    // A copy that failed earlier is listed only when no other copy is left.
+    await this.loadMarks();
     const healthy = this.healthy();
     const from = healthy.length ? healthy : [...this.copies];
     const listed = await Promise.allSettled(from.map((c) => c.listAll(prefix)));
     const merged = new Map<string, ObjectInfo>();
     let answered = 0;
     let firstError: unknown;
-    listed.forEach((r, i) => {
+    for (const [i, r] of listed.entries()) {
       const copy = from[i]!;
       if (r.status === 'rejected') {
         firstError ??= r.reason;
         const error = toStrataError(r.reason, 'Unavailable', 'list');
-        if (!this.down.has(copy.name))
-          this.log.warn({ repo: copy.name, prefix, err: error.message }, 'cannot list a repository copy; using the others');
-        if (OUTAGES.has(error.code)) this.down.set(copy.name, error);
-        return;
+        if (OUTAGES.has(error.code)) await this.markDown(copy, error);
+        else this.log.warn({ repo: copy.name, prefix, err: error.message }, 'cannot list a repository copy; using the others');
+        continue;
       }
       answered++;
       for (const o of r.value) if (!merged.has(o.key)) merged.set(o.key, o);
-    });
+    }
     if (answered === 0) throw firstError;
     return [...merged.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }

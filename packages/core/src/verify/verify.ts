@@ -100,12 +100,24 @@ async function verifyBackup(repo: Repo, m: Manifest, problems: VerifyProblem[], 
   const checkedMaps = new Set<number>();
   const digest = Buffer.alloc(PAGE_HASH_BYTES);
 
+  // Verify reads every frame a backup stored: whole packs (a few kept, oldest dropped first) cost
+  // one request each instead of one per frame, which on an object store is most of the time.
+  const packs = new Map<string, Promise<Buffer>>();
+  const pack = (key: string): Promise<Buffer> => {
+    let p = packs.get(key);
+    if (!p) {
+      if (packs.size >= 4) packs.delete(packs.keys().next().value!);
+      p = repo.getBuffer(key);
+      p.then((b) => (stats.bytes += b.length)).catch(() => undefined);
+      packs.set(key, p);
+    }
+    return p;
+  };
   const frame = async (ref: FrameRef, what: string): Promise<Buffer | undefined> => {
     const key = packKey(ref);
     if (badPacks.has(key)) return undefined;
     try {
-      const raw = await repo.getBuffer(key, { range: { start: ref.offset, end: ref.offset + ref.length } });
-      stats.bytes += raw.length;
+      const raw = (await pack(key)).subarray(ref.offset, ref.offset + ref.length);
       if (raw.length !== ref.length) throw new StrataError('Integrity', `${key}: frame at ${ref.offset} of ${what} is cut short`);
       return await compressor.decompress(raw);
     } catch (err) {
