@@ -70,7 +70,7 @@ export async function runCheck(opts: CheckOptions): Promise<CheckReport> {
   const repositories: CopyReport[] = [];
   for (const inv of inventories) {
     const conf = config.repos.find((r) => r.name === inv.repo.name);
-    const identity = await storedIdentity(inv.repo, cluster, [...wanted.backups.keys()].at(-1));
+    const identity = inv.objects ? await storedIdentity(inv.repo, cluster, [...wanted.backups.keys()].at(-1)) : {};
     const report: CopyReport = {
       repo: inv.repo.name,
       media: identity.media ?? conf?.media ?? inv.repo.identity.media,
@@ -121,16 +121,17 @@ export async function runCheck(opts: CheckOptions): Promise<CheckReport> {
   }
 
   let newestBackup: CheckReport['newestBackup'] = null;
+  let ageHours = 0;
   const newest = [...wanted.backups.keys()].at(-1);
   if (newest) {
     const holder = reachable.find((i) => i.objects!.has(keys.manifest(cluster, newest)))!.repo;
     const m = await readManifest(holder, cluster, newest);
-    const ageHours = (Date.now() - Date.parse(m.stopTime)) / 3_600_000;
+    ageHours = (Date.now() - Date.parse(m.stopTime)) / 3_600_000;
     newestBackup = { label: newest, stopTime: m.stopTime, ageHours: Math.round(ageHours * 100) / 100 };
   }
   const maxAge = opts.maxBackupAgeHours ?? config.check.maxBackupAgeHours;
   if (!newestBackup) problems.push(`cluster "${cluster}" has no backup in any repository`);
-  else if (newestBackup.ageHours > maxAge)
+  else if (ageHours > maxAge)
     problems.push(`the newest backup ${newestBackup.label} is ${newestBackup.ageHours} h old (limit ${maxAge} h)`);
 
   const pgWal = await readPgWal(opts.cluster.pgdata).catch(() => null);
