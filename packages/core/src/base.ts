@@ -17,3 +17,4 @@ export * from './wal/archive.js';
 export * from './wal/spool.js';
 export * from './wal/pusher.js';
 export { processStartTime } from './os/processStart.js';
+export { resolveStateDir } from './lock/clusterLock.js';

@@ -147,7 +147,13 @@ describe('tamper detection', () => {
   });
 
   it('reports a flipped byte in each chunk, body and tag, for whole and ranged reads', async () => {
-    const positions = [HEADER_SIZE, HEADER_SIZE + 1000, HEADER_SIZE + CHUNK_SIZE + 3, HEADER_SIZE + CHUNK_SIZE + TAG_SIZE + 5, pristine.length - 1];
+    const positions = [
+      HEADER_SIZE,
+      HEADER_SIZE + 1000,
+      HEADER_SIZE + CHUNK_SIZE + 3,
+      HEADER_SIZE + CHUNK_SIZE + TAG_SIZE + 5,
+      pristine.length - 1,
+    ];
     for (const at of positions) {
       const bad = Buffer.from(pristine);
       bad[at]! ^= 0x80;
@@ -290,7 +296,9 @@ describe('public-key-only host', () => {
     expect(err.message).toContain(alice.fingerprint.toUpperCase());
     const copy = path.join(metadataCacheDir(ctx.stateDir, ctx.repoName), 'c', 'backup', 'L', 'manifest');
     expect((await fs.stat(copy)).mode & 0o777).toBe(0o600);
-    expect(await fs.stat(path.join(metadataCacheDir(ctx.stateDir, ctx.repoName), 'c', 'backup', 'L', 'pack', '000000')).catch(() => undefined)).toBeUndefined();
+    expect(
+      await fs.stat(path.join(metadataCacheDir(ctx.stateDir, ctx.repoName), 'c', 'backup', 'L', 'pack', '000000')).catch(() => undefined),
+    ).toBeUndefined();
     // Another host replaced the object: the local copy no longer applies.
     await (await wrapped(mem, aliceFull())).put('c/backup/L/manifest', Buffer.from('{"label":"other"}'));
     await expectStrataError(async () => readAll(await enc.wrap(mem, ctx).get('c/backup/L/manifest')), 'ConfigInvalid');

@@ -45,7 +45,13 @@ export class MetadataCache {
 
   async has(key: string): Promise<boolean> {
     const file = this.file(key);
-    return file !== undefined && (await fs.stat(file).then(() => true, () => false));
+    return (
+      file !== undefined &&
+      (await fs.stat(file).then(
+        () => true,
+        () => false,
+      ))
+    );
   }
 
   async remove(keys: string[]): Promise<void> {

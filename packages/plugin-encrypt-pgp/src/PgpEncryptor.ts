@@ -29,9 +29,13 @@ export class PgpEncryptor implements Encryptor {
       return;
     }
     const { recipients } = await this.material.forWrap();
-    throw new StrataError('ConfigInvalid', `this host holds only public keys: reading the repository needs ${describeRecipients(recipients)}`, {
-      hint: 'run the restore on a host that has the private key, or set encryption.privateKeys (or encryption.passphrase) in the config',
-    });
+    throw new StrataError(
+      'ConfigInvalid',
+      `this host holds only public keys: reading the repository needs ${describeRecipients(recipients)}`,
+      {
+        hint: 'run the restore on a host that has the private key, or set encryption.privateKeys (or encryption.passphrase) in the config',
+      },
+    );
   }
 
   /**

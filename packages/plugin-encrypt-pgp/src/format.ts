@@ -51,7 +51,8 @@ export function parseHeader(raw: Buffer): ObjectHeader {
   if (raw.length < HEADER_SIZE) throw new HeaderError(`shorter than the ${HEADER_SIZE}-byte encryption header`);
   const head = Buffer.from(raw.subarray(0, HEADER_SIZE));
   if (!head.subarray(0, 6).equals(MAGIC)) throw new HeaderError('not an encrypted Strata object (bad magic)');
-  if (head[6] !== FORMAT_VERSION) throw new HeaderError(`unknown encryption format version ${head[6]} (damaged, or written by a newer Strata)`);
+  if (head[6] !== FORMAT_VERSION)
+    throw new HeaderError(`unknown encryption format version ${head[6]} (damaged, or written by a newer Strata)`);
   if (head[7] !== ALGORITHM_AES256GCM) throw new HeaderError(`unknown cipher ${head[7]}`);
   const chunkSize = head.readUInt32BE(8);
   if (chunkSize !== CHUNK_SIZE) throw new HeaderError(`unsupported chunk size ${chunkSize}`);
@@ -275,7 +276,12 @@ export class DecryptStream extends Transform {
  * last may be short when the object ends). A full last chunk may be final or not: it is opened
  * as whichever authenticates, and a chunk cut short must authenticate as final.
  */
-export function openRange(cipher: ObjectCipher, firstChunk: number, sealed: Buffer, wantedChunks: number): { plain: Buffer; reachedEnd: boolean } {
+export function openRange(
+  cipher: ObjectCipher,
+  firstChunk: number,
+  sealed: Buffer,
+  wantedChunks: number,
+): { plain: Buffer; reachedEnd: boolean } {
   const parts: Buffer[] = [];
   let reachedEnd = false;
   const count = Math.ceil(sealed.length / STORED_CHUNK);

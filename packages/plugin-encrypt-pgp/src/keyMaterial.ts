@@ -77,10 +77,14 @@ export class KeyMaterial {
         try {
           await k.getEncryptionKey();
         } catch (err) {
-          throw new StrataError('ConfigInvalid', `encryption.publicKeys: key ${k.getFingerprint()} cannot encrypt (expired, revoked or signing-only)`, {
-            cause: err,
-            hint: 'use a key with a valid encryption subkey',
-          });
+          throw new StrataError(
+            'ConfigInvalid',
+            `encryption.publicKeys: key ${k.getFingerprint()} cannot encrypt (expired, revoked or signing-only)`,
+            {
+              cause: err,
+              hint: 'use a key with a valid encryption subkey',
+            },
+          );
         }
       }
       keys.push(...read);
@@ -110,9 +114,13 @@ export class KeyMaterial {
           continue;
         }
         if (!this.opts.privateKeyPassphrase) {
-          throw new StrataError('ConfigInvalid', `encryption.privateKeys: key ${k.getFingerprint()} in ${file} is locked with a passphrase`, {
-            hint: 'set encryption.privateKeyPassphrase to {file}, {env} or {command}',
-          });
+          throw new StrataError(
+            'ConfigInvalid',
+            `encryption.privateKeys: key ${k.getFingerprint()} in ${file} is locked with a passphrase`,
+            {
+              hint: 'set encryption.privateKeyPassphrase to {file}, {env} or {command}',
+            },
+          );
         }
         keyPassphrase ??= await readSecret(this.opts.privateKeyPassphrase, 'private key passphrase', this.configDir);
         try {
@@ -134,9 +142,13 @@ export class KeyMaterial {
     try {
       return await readFile(path.resolve(this.configDir, file), 'utf8');
     } catch (err) {
-      throw new StrataError('ConfigInvalid', `cannot read the ${what} file ${file}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`, {
-        hint: 'fix the path in the encryption settings (relative paths start at the config file)',
-      });
+      throw new StrataError(
+        'ConfigInvalid',
+        `cannot read the ${what} file ${file}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`,
+        {
+          hint: 'fix the path in the encryption settings (relative paths start at the config file)',
+        },
+      );
     }
   }
 }

@@ -57,7 +57,7 @@ export function parseKeyringEntry(raw: Buffer): KeyringEntry | undefined {
   const nl2 = raw.indexOf(0x0a, nl1 + 1);
   if (nl2 < 0) return undefined;
   try {
-    const meta = JSON.parse(raw.subarray(nl1 + 1, nl2).toString("utf8")) as { dataKey?: unknown; created?: unknown; recipients?: unknown };
+    const meta = JSON.parse(raw.subarray(nl1 + 1, nl2).toString('utf8')) as { dataKey?: unknown; created?: unknown; recipients?: unknown };
     if (typeof meta.dataKey !== 'string' || !Array.isArray(meta.recipients)) return undefined;
     return {
       dataKeyId: meta.dataKey,
