@@ -263,8 +263,8 @@ describe('keys', () => {
       publicKeys: [bob.publicFile],
       privateKeys: [alice.privateFile],
     });
-    expect(await rotating.rotate!(mem, context(), ['c'])).toEqual({ dataKeys: 2, rewrapped: 2, unchanged: 0 });
-    expect(await rotating.rotate!(mem, context(), ['c'])).toEqual({ dataKeys: 2, rewrapped: 0, unchanged: 2 });
+    expect(await rotating.rotate(mem, context(), ['c'])).toEqual({ dataKeys: 2, rewrapped: 2, unchanged: 0 });
+    expect(await rotating.rotate(mem, context(), ['c'])).toEqual({ dataKeys: 2, rewrapped: 0, unchanged: 2 });
     for (const [k, v] of before) expect(mem.objects.get(k)!.data.equals(v)).toBe(true);
     process.env.STRATA_TEST_BOB_PASS = 'bob-key-passphrase';
     const bobOnly = await wrapped(mem, {
@@ -278,7 +278,7 @@ describe('keys', () => {
     // Without a key that opens the old entries, rotation names what it needs.
     const stranger = await makeTestKey(dir, 'stranger');
     const cannot = await encryptor({ publicKeys: [stranger.publicFile], privateKeys: [stranger.privateFile] });
-    const err = await expectStrataError(() => cannot.rotate!(mem, context(), ['c']), 'ConfigInvalid');
+    const err = await expectStrataError(() => cannot.rotate(mem, context(), ['c']), 'ConfigInvalid');
     expect(err.message).toContain(bob.fingerprint.toUpperCase());
   });
 });

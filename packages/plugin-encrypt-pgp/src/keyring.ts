@@ -38,13 +38,14 @@ export async function wrapDataKey(dataKeyId: string, key: Buffer, material: Wrap
     throw new StrataError('ConfigInvalid', 'encryption has no recipients: set encryption.publicKeys or encryption.passphrase');
   }
   const inner = Buffer.from(JSON.stringify({ v: 1, dataKey: dataKeyId, key: key.toString('base64') }));
-  const message = await openpgp.encrypt({
+  // openpgp's result types depend on its web-stream types; with a Uint8Array message they are Uint8Array.
+  const message = (await openpgp.encrypt({
     message: await openpgp.createMessage({ binary: new Uint8Array(inner) }),
     encryptionKeys: material.keys.length ? material.keys : undefined,
     passwords: material.passwords.length ? material.passwords : undefined,
     format: 'binary',
     config: { aeadProtect: true, preferredAEADAlgorithm: openpgp.enums.aead.gcm },
-  });
+  })) as Uint8Array;
   inner.fill(0);
   const meta = JSON.stringify({ dataKey: dataKeyId, created: new Date().toISOString(), recipients: material.recipients });
   return Buffer.concat([Buffer.from(`${KEYRING_MAGIC}\n${meta}\n`), Buffer.from(message)]);
@@ -61,7 +62,7 @@ export function parseKeyringEntry(raw: Buffer): KeyringEntry | undefined {
     if (typeof meta.dataKey !== 'string' || !Array.isArray(meta.recipients)) return undefined;
     return {
       dataKeyId: meta.dataKey,
-      created: String(meta.created ?? ''),
+      created: typeof meta.created === 'string' ? meta.created : '',
       recipients: meta.recipients.map(String),
       message: raw.subarray(nl2 + 1),
     };
@@ -83,12 +84,12 @@ export async function unwrapDataKey(entry: KeyringEntry, material: UnwrapMateria
   const openpgp = await loadOpenpgp();
   try {
     const message = await openpgp.readMessage({ binaryMessage: new Uint8Array(entry.message) });
-    const { data } = await openpgp.decrypt({
+    const { data } = (await openpgp.decrypt({
       message,
       decryptionKeys: material.keys.length ? material.keys : undefined,
       passwords: material.passwords.length ? material.passwords : undefined,
       format: 'binary',
-    });
+    })) as { data: Uint8Array };
     const inner = JSON.parse(Buffer.from(data).toString('utf8')) as { v?: number; dataKey?: string; key?: string };
     if (inner.v !== 1 || inner.dataKey !== entry.dataKeyId || typeof inner.key !== 'string') {
       return { ok: false, reason: 'failed', detail: 'it holds another data key' };
