@@ -283,6 +283,35 @@ describe('keys', () => {
   });
 });
 
+describe('passphrase rotation', () => {
+  it('moves to a new passphrase with the old one listed under previousPassphrases, and reads without the old one', async () => {
+    const oldFile = path.join(dir, 'old.pass');
+    const newFile = path.join(dir, 'new.pass');
+    await fs.writeFile(oldFile, 'old passphrase');
+    await fs.writeFile(newFile, 'new passphrase');
+    const mem = new MemoryBackend();
+    await (await wrapped(mem, { passphrase: { file: oldFile } })).put('c/backup/L/manifest', Buffer.from('payload'));
+    const rotating = await encryptor({ passphrase: { file: newFile }, previousPassphrases: [{ file: oldFile }] });
+    expect(await rotating.rotate(mem, context(), ['c'])).toEqual({ dataKeys: 1, rewrapped: 1, unchanged: 0 });
+    expect(await rotating.rotate(mem, context(), ['c'])).toEqual({ dataKeys: 1, rewrapped: 0, unchanged: 1 });
+    const fresh = await wrapped(mem, { passphrase: { file: newFile } });
+    expect((await readAll(await fresh.get('c/backup/L/manifest'))).toString()).toBe('payload');
+  });
+
+  it('reads ranges from a store without ranged reads', async () => {
+    const mem = new MemoryBackend();
+    (mem as { capabilities: { readWithRange: boolean } }).capabilities = { ...mem.capabilities, readWithRange: false };
+    const backend = await wrapped(mem, aliceFull());
+    const data = randomBytes(CHUNK_SIZE + 500);
+    await backend.put('c/backup/L/pack/000000', data);
+    expect(
+      (await readAll(await backend.get('c/backup/L/pack/000000', { range: { start: 100, end: CHUNK_SIZE + 10 } }))).equals(
+        data.subarray(100, CHUNK_SIZE + 10),
+      ),
+    ).toBe(true);
+  });
+});
+
 describe('public-key-only host', () => {
   it('reads back the metadata it wrote from a 0600 local copy, never packs, and drops the copy when the object is replaced', async () => {
     const mem = new MemoryBackend();

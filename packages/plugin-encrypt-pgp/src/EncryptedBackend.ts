@@ -103,6 +103,11 @@ export class EncryptedBackend implements StorageBackend {
     const range = options.range;
     if (!range || (range.start <= 0 && range.end === undefined)) return this.getWhole(key, options);
     if (this.cache) return this.fromCache(key, options);
+    if (!this.inner.capabilities.readWithRange) {
+      // The store cannot read ranges: decrypt the whole object and cut the range out.
+      const plain = await readAll(await this.getWhole(key, { signal: options.signal }));
+      return Readable.from([plain.subarray(range.start, range.end)]);
+    }
     const start = Math.max(0, range.start);
     if (range.end === undefined) return this.getFrom(key, start, options);
     return this.getRange(key, start, range.end, options);

@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { StrataError, type EncryptionContext, type Encryptor, type RotateResult, type StorageBackend } from '@strata/core/base';
 import { EncryptedBackend } from './EncryptedBackend.js';
-import { KeyMaterial, type KeyOptions } from './keyMaterial.js';
+import { KeyMaterial, PASSPHRASE, type KeyOptions } from './keyMaterial.js';
 import { describeRecipients, unwrapDataKey, wrapDataKey } from './keyring.js';
 import { KeyringStore } from './KeyringStore.js';
 import { MetadataCache } from './MetadataCache.js';
@@ -54,8 +54,13 @@ export class PgpEncryptor implements Encryptor {
         result.dataKeys++;
         const newest = await store.readEntry(entries[0]!);
         if (newest && newest.dataKeyId === dataKeyId && [...newest.recipients].sort().join(',') === wanted) {
-          result.unchanged++;
-          continue;
+          // A passphrase has no public identity: the entry is current only if today's passphrase opens it.
+          const current =
+            wrap.passwords.length === 0 || (await unwrapDataKey(newest, { keys: [], passwords: wrap.passwords, held: [PASSPHRASE] })).ok;
+          if (current) {
+            result.unchanged++;
+            continue;
+          }
         }
         if (!unwrap) await this.assertCanDecrypt();
         let key: Buffer | undefined;
