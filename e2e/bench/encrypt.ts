@@ -42,6 +42,8 @@ export interface EncryptBenchResult {
     ratiosPerRound: number[];
     /** Median of per-round encrypted/clear CPU seconds. */
     cpuRatio: number;
+    /** Median wall milliseconds of one sync archive-push of a 16 MiB segment. */
+    archivePushMs?: { clear: number; encrypted: number; segments: number };
     target: number;
     met: boolean;
   };
@@ -72,8 +74,14 @@ export async function runEncryptBench(opts: EncryptBenchOptions = {}): Promise<E
   const { publicKey } = await openpgp.generateKey({ type: 'curve25519', userIDs: [{ name: 'bench' }], format: 'armored' });
   const pubFile = path.join(work, 'bench.pub.asc');
   fs.writeFileSync(pubFile, publicKey);
-  const configs = { clear: path.join(work, 'clear.yaml'), encrypted: path.join(work, 'encrypted.yaml') };
-  const pushes = Object.values(configs).map((c) => `${strataCommandLine()} archive-push --config ${c} %p`);
+  const configs = {
+    clear: path.join(work, 'clear.yaml'),
+    encrypted: path.join(work, 'encrypted.yaml'),
+    // Repositories PostgreSQL does not archive into: sync archive-push of segments they lack is timed.
+    clearPush: path.join(work, 'clear-push.yaml'),
+    encryptedPush: path.join(work, 'encrypted-push.yaml'),
+  };
+  const pushes = [configs.clear, configs.encrypted].map((c) => `${strataCommandLine()} archive-push --config ${c} %p`);
   const pg = await PgCluster.init({
     version: 15,
     settings: {
@@ -84,15 +92,16 @@ export async function runEncryptBench(opts: EncryptBenchOptions = {}): Promise<E
       checkpoint_timeout: '30min',
     },
   });
-  writeStrataConfig(configs.clear, pg, path.join(work, 'clear-repo'));
-  writeStrataConfig(configs.encrypted, pg, path.join(work, 'encrypted-repo'), {}, [
-    {
-      name: 'encrypted',
-      plugin: 'fs',
-      path: path.join(work, 'encrypted-repo'),
-      encryption: { plugin: 'encrypt-pgp', publicKeys: [pubFile] },
-    },
-  ]);
+  for (const [clear, enc, suffix] of [
+    [configs.clear, configs.encrypted, ''],
+    [configs.clearPush, configs.encryptedPush, '-push'],
+  ] as const) {
+    writeStrataConfig(clear, pg, path.join(work, `clear-repo${suffix}`));
+    const repo = path.join(work, `encrypted-repo${suffix}`);
+    writeStrataConfig(enc, pg, repo, {}, [
+      { name: 'encrypted', plugin: 'fs', path: repo, encryption: { plugin: 'encrypt-pgp', publicKeys: [pubFile] } },
+    ]);
+  }
   for (const f of fs.readdirSync(work)) chownToPostgres(path.join(work, f));
   await pg.start({ waitForPromotion: true });
   const strata = async (repo: keyof typeof configs, args: string[]) => {
@@ -107,7 +116,7 @@ export async function runEncryptBench(opts: EncryptBenchOptions = {}): Promise<E
     const cpuSeconds = cpu ? Number(cpu[1]) + Number(cpu[2]) : NaN;
     return { wallSeconds: Number(process.hrtime.bigint() - started) / 1e9, cpuSeconds, stdout: res.stdout };
   };
-  for (const repo of ['clear', 'encrypted'] as const) await strata(repo, ['init']);
+  for (const repo of ['clear', 'encrypted', 'clearPush', 'encryptedPush'] as const) await strata(repo, ['init']);
   log(`encryption bench: loading pgbench scale ${scale}`);
   await pg.pgbench(['-i', '-s', String(scale), '-q', 'postgres'], { timeoutMs: 3_600_000 });
   await pg.query('VACUUM (FREEZE, ANALYZE)');
@@ -134,6 +143,24 @@ export async function runEncryptBench(opts: EncryptBenchOptions = {}): Promise<E
       );
     }
   }
+  // Sync archive-push, one process per segment as PostgreSQL runs it: the encrypted push also loads
+  // openpgp and wraps a data key (one per process).
+  const segments = fs
+    .readdirSync(path.join(pg.dataDir, 'pg_wal'))
+    .filter((f) => /^[0-9A-F]{24}$/.test(f))
+    .sort()
+    .slice(0, 10);
+  const pushSamples: { repo: 'clear' | 'encrypted'; wallSeconds: number }[] = [];
+  for (const [i, seg] of segments.entries()) {
+    const order = i % 2 ? (['encryptedPush', 'clearPush'] as const) : (['clearPush', 'encryptedPush'] as const);
+    for (const repo of order) {
+      const r = await strata(repo, ['archive-push', path.join(pg.dataDir, 'pg_wal', seg)]);
+      pushSamples.push({ repo: repo === 'clearPush' ? 'clear' : 'encrypted', wallSeconds: r.wallSeconds });
+    }
+  }
+  const pushMs = (repo: 'clear' | 'encrypted') => median(pushSamples.filter((s) => s.repo === repo).map((s) => s.wallSeconds)) * 1000;
+  if (segments.length)
+    log(`  archive-push per segment: clear ${pushMs('clear').toFixed(0)} ms, encrypted ${pushMs('encrypted').toFixed(0)} ms`);
   const med = (repo: EncryptSample['repo']) => median(samples.filter((s) => s.repo === repo).map((s) => s.mibPerSecond));
   const ratiosPerRound = Array.from({ length: rounds }, (_, i) => {
     const get = (repo: EncryptSample['repo']) => samples.find((s) => s.repo === repo && s.round === i + 1)!.mibPerSecond;
@@ -152,6 +179,7 @@ export async function runEncryptBench(opts: EncryptBenchOptions = {}): Promise<E
     ratio,
     ratiosPerRound,
     cpuRatio,
+    archivePushMs: segments.length ? { clear: pushMs('clear'), encrypted: pushMs('encrypted'), segments: segments.length } : undefined,
     target: 0.85,
     met: ratio >= 0.85,
   };
@@ -162,6 +190,11 @@ export async function runEncryptBench(opts: EncryptBenchOptions = {}): Promise<E
     '|---|---|---|---|',
     `| throughput | ${summary.clearMiBps.toFixed(0)} MiB/s | ${summary.encryptedMiBps.toFixed(0)} MiB/s | ${ratio.toFixed(2)} (per round: ${ratiosPerRound.map((r) => r.toFixed(2)).join(', ')}) |`,
     `| CPU (user+sys) | ${median(samples.filter((s) => s.repo === 'clear').map((s) => s.cpuSeconds)).toFixed(2)} s | ${median(samples.filter((s) => s.repo === 'encrypted').map((s) => s.cpuSeconds)).toFixed(2)} s | ${cpuRatio.toFixed(2)} |`,
+    ...(summary.archivePushMs
+      ? [
+          `| sync archive-push per segment (${summary.archivePushMs.segments}) | ${summary.archivePushMs.clear.toFixed(0)} ms | ${summary.archivePushMs.encrypted.toFixed(0)} ms | ${(summary.archivePushMs.clear / summary.archivePushMs.encrypted).toFixed(2)} |`,
+        ]
+      : []),
   ].join('\n');
   await pg.stop();
   return { samples, summary, table };

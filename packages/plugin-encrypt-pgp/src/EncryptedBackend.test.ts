@@ -323,14 +323,28 @@ describe('public-key-only host', () => {
     expect((await readAll(await backend.get('c/backup/L/manifest'))).toString()).toBe('{"label":"L"}');
     const err = await expectStrataError(async () => readAll(await backend.get('c/backup/L/pack/000000')), 'ConfigInvalid');
     expect(err.message).toContain(alice.fingerprint.toUpperCase());
-    const copy = path.join(metadataCacheDir(ctx.stateDir, ctx.repoName), 'c', 'backup', 'L', 'manifest');
-    expect((await fs.stat(copy)).mode & 0o777).toBe(0o600);
-    expect(
-      await fs.stat(path.join(metadataCacheDir(ctx.stateDir, ctx.repoName), 'c', 'backup', 'L', 'pack', '000000')).catch(() => undefined),
-    ).toBeUndefined();
+    const dirOfL = path.join(metadataCacheDir(ctx.stateDir, ctx.repoName), 'c', 'backup', 'L');
+    const copies = await fs.readdir(dirOfL);
+    expect(copies).toHaveLength(1);
+    expect(copies[0]).toMatch(/^manifest@[0-9a-f]{64}$/);
+    expect((await fs.stat(path.join(dirOfL, copies[0]!))).mode & 0o777).toBe(0o600);
+    expect((await fs.stat(dirOfL)).mode & 0o777).toBe(0o700);
     // Another host replaced the object: the local copy no longer applies.
     await (await wrapped(mem, aliceFull())).put('c/backup/L/manifest', Buffer.from('{"label":"other"}'));
     await expectStrataError(async () => readAll(await enc.wrap(mem, ctx).get('c/backup/L/manifest')), 'ConfigInvalid');
     await expectStrataError(() => enc.assertCanDecrypt(), 'ConfigInvalid');
+    // Deleting the object (expire) removes its copies.
+    await enc.wrap(mem, ctx).delete(['c/backup/L/manifest']);
+    expect(await fs.readdir(dirOfL)).toEqual([]);
+  });
+
+  it('keeps the copies of two repositories with the same name and state directory apart', async () => {
+    const enc = await encryptor({ publicKeys: [alice.publicFile] });
+    const ctx = context('same-name');
+    const [m1, m2] = [new MemoryBackend(), new MemoryBackend()];
+    await enc.wrap(m1, ctx).put('c/cluster.info', Buffer.from('one'));
+    await enc.wrap(m2, ctx).put('c/cluster.info', Buffer.from('two'));
+    expect((await readAll(await enc.wrap(m1, ctx).get('c/cluster.info'))).toString()).toBe('one');
+    expect((await readAll(await enc.wrap(m2, ctx).get('c/cluster.info'))).toString()).toBe('two');
   });
 });
