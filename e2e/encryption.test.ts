@@ -297,6 +297,46 @@ describe('encrypted repository (OpenPGP, PostgreSQL 15)', () => {
     expect(await pg.query<{ id: number; note: string }>('SELECT id, note FROM notes ORDER BY id')).toEqual(expected);
     await pg.stop();
   });
+
+  it('a passphrase read from a command is in no process title, log or --json output, and alone opens the repository after rotation', async () => {
+    const passphrase = `repo-pass-${randomBytes(6).toString('hex')}`;
+    const passFile = path.join(base, 'repo.pass');
+    fs.writeFileSync(passFile, `${passphrase}\n`, { mode: 0o600 });
+    chownToPostgres(passFile);
+    const withPassphrase = config('passphrase-rotate', {
+      publicKeys: [newKey.pub],
+      privateKeys: [newKey.priv],
+      privateKeyPassphrase: { file: newKeyPassFile },
+      // The command runs a while, so the scan below sees every process while the secret is in use.
+      passphrase: { command: `sleep 1; cat ${passFile}` },
+    });
+    let done = false;
+    const running = runStrata(['key', 'rotate', '--json', '--log-level', 'debug'], { config: withPassphrase }).finally(() => {
+      done = true;
+    });
+    const titles = new Set<string>();
+    while (!done) {
+      for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+        try {
+          const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+          if (cmdline.includes('strata') || cmdline.includes(passFile)) titles.add(cmdline);
+        } catch {
+          // the process ended meanwhile
+        }
+      }
+      await sleep(20);
+    }
+    const rot = await running;
+    expect(rot.code, rot.stderr).toBe(0);
+    expect([...titles].some((t) => t.includes('key\0rotate'))).toBe(true);
+    expect([...titles].filter((t) => t.includes(passphrase))).toEqual([]);
+    expectNoSecrets(rot, passphrase);
+    expectNoSecrets(rot, newKeyPassphrase);
+    const passphraseOnly = config('passphrase-only', { passphrase: { file: passFile } });
+    const verify = await runStrata(['verify', '--json'], { config: passphraseOnly, timeoutMs: 300_000 });
+    expect(verify.code, verify.stdout + verify.stderr).toBe(0);
+    expect((verify.json as { result: { ok: boolean } }).result.ok).toBe(true);
+  });
 });
 
 function expectNoSecrets(result: StrataResult, passphrase: string): void {

@@ -298,6 +298,17 @@ describe('passphrase rotation', () => {
     expect((await readAll(await fresh.get('c/backup/L/manifest'))).toString()).toBe('payload');
   });
 
+  it('opens entries wrapped for a key only or a passphrase only when both are configured', async () => {
+    const passFile = path.join(dir, 'both.pass');
+    await fs.writeFile(passFile, 'both passphrase');
+    const mem = new MemoryBackend();
+    await (await wrapped(mem, aliceFull())).put('k/backup/L/manifest', Buffer.from('key only'));
+    await (await wrapped(mem, { passphrase: { file: passFile } })).put('p/backup/L/manifest', Buffer.from('passphrase only'));
+    const both = await wrapped(mem, { ...aliceFull(), passphrase: { file: passFile } });
+    expect((await readAll(await both.get('k/backup/L/manifest'))).toString()).toBe('key only');
+    expect((await readAll(await both.get('p/backup/L/manifest'))).toString()).toBe('passphrase only');
+  });
+
   it('reads ranges from a store without ranged reads', async () => {
     const mem = new MemoryBackend();
     (mem as { capabilities: { readWithRange: boolean } }).capabilities = { ...mem.capabilities, readWithRange: false };

@@ -80,32 +80,40 @@ export type UnwrapOutcome =
 
 export async function unwrapDataKey(entry: KeyringEntry, material: UnwrapMaterial): Promise<UnwrapOutcome> {
   const matching = entry.recipients.filter((r) => material.held.includes(r));
-  if (material.keys.length === 0 && material.passwords.length === 0) return { ok: false, reason: 'no-key' };
+  // openpgp tries only the passwords when both are given: keys and passwords are separate attempts.
+  const attempts: { decryptionKeys?: typeof material.keys; passwords?: string[] }[] = [];
+  if (material.keys.length) attempts.push({ decryptionKeys: material.keys });
+  if (material.passwords.length) attempts.push({ passwords: material.passwords });
+  if (attempts.length === 0) return { ok: false, reason: 'no-key' };
   const openpgp = await loadOpenpgp();
-  try {
-    const message = await openpgp.readMessage({ binaryMessage: new Uint8Array(entry.message) });
-    const { data } = (await openpgp.decrypt({
-      message,
-      decryptionKeys: material.keys.length ? material.keys : undefined,
-      passwords: material.passwords.length ? material.passwords : undefined,
-      format: 'binary',
-    })) as { data: Uint8Array };
-    const inner = JSON.parse(Buffer.from(data).toString('utf8')) as { v?: number; dataKey?: string; key?: string };
+  for (const attempt of attempts) {
+    let data: Uint8Array;
+    try {
+      const message = await openpgp.readMessage({ binaryMessage: new Uint8Array(entry.message) });
+      ({ data } = (await openpgp.decrypt({ message, ...attempt, format: 'binary' })) as { data: Uint8Array });
+    } catch {
+      // openpgp's message may describe key material; only the verdict is kept.
+      continue;
+    }
+    let inner: { v?: number; dataKey?: string; key?: string };
+    try {
+      inner = JSON.parse(Buffer.from(data).toString('utf8')) as typeof inner;
+    } catch {
+      return { ok: false, reason: 'failed', detail: 'it does not hold a data key' };
+    }
     if (inner.v !== 1 || inner.dataKey !== entry.dataKeyId || typeof inner.key !== 'string') {
       return { ok: false, reason: 'failed', detail: 'it holds another data key' };
     }
     const key = Buffer.from(inner.key, 'base64');
     if (key.length !== 32) return { ok: false, reason: 'failed', detail: 'its data key has the wrong length' };
     return { ok: true, key };
-  } catch {
-    // openpgp's message may describe key material; only the verdict is kept.
-    if (matching.length === 0) return { ok: false, reason: 'no-key' };
-    return {
-      ok: false,
-      reason: 'failed',
-      detail: matching.includes(PASSPHRASE) && matching.length === 1 ? 'the passphrase does not open it' : 'it does not decrypt',
-    };
   }
+  if (matching.length === 0) return { ok: false, reason: 'no-key' };
+  return {
+    ok: false,
+    reason: 'failed',
+    detail: matching.includes(PASSPHRASE) && matching.length === 1 ? 'the passphrase does not open it' : 'it does not decrypt',
+  };
 }
 
 /** "key ABCD… or the passphrase", for messages. */
