@@ -309,6 +309,18 @@ describe('passphrase rotation', () => {
     expect((await readAll(await both.get('p/backup/L/manifest'))).toString()).toBe('passphrase only');
   });
 
+  it('opens an entry wrapped for a key and a passphrase with either alone', async () => {
+    const passFile = path.join(dir, 'mixed.pass');
+    await fs.writeFile(passFile, 'mixed passphrase');
+    const mem = new MemoryBackend();
+    await (
+      await wrapped(mem, { publicKeys: [alice.publicFile], passphrase: { file: passFile } })
+    ).put('m/cluster.info', Buffer.from('mixed'));
+    for (const reader of [{ passphrase: { file: passFile } }, aliceFull()]) {
+      expect((await readAll(await (await wrapped(mem, reader)).get('m/cluster.info'))).toString()).toBe('mixed');
+    }
+  });
+
   it('reads ranges from a store without ranged reads', async () => {
     const mem = new MemoryBackend();
     (mem as { capabilities: { readWithRange: boolean } }).capabilities = { ...mem.capabilities, readWithRange: false };

@@ -44,7 +44,13 @@ export async function wrapDataKey(dataKeyId: string, key: Buffer, material: Wrap
     encryptionKeys: material.keys.length ? material.keys : undefined,
     passwords: material.passwords.length ? material.passwords : undefined,
     format: 'binary',
-    config: { aeadProtect: true, preferredAEADAlgorithm: openpgp.enums.aead.gcm },
+    // SEIPDv2 (AEAD) for keys alone or a passphrase alone. Mixed, openpgp 6 writes a v6 SKESK the
+    // passphrase cannot open next to v4 keys' packets (verified), so those entries use SEIPDv1 with
+    // its MDC, which for a 100-byte message costs nothing and is still authenticated.
+    config: {
+      aeadProtect: !(material.keys.length > 0 && material.passwords.length > 0),
+      preferredAEADAlgorithm: openpgp.enums.aead.gcm,
+    },
   })) as Uint8Array;
   inner.fill(0);
   const meta = JSON.stringify({ dataKey: dataKeyId, created: new Date().toISOString(), recipients: material.recipients });
