@@ -11,6 +11,7 @@ export default defineConfig({
     projects: [
       { test: { name: 'core', root: 'packages/core', include: ['src/**/*.test.ts'] } },
       { test: { name: 'plugin-fs', root: 'packages/plugin-fs', include: ['src/**/*.test.ts'] } },
+      { test: { name: 'plugin-encrypt-pgp', root: 'packages/plugin-encrypt-pgp', include: ['src/**/*.test.ts'], testTimeout: 30_000 } },
       { test: { name: 'plugin-azure', root: 'packages/plugin-azure', include: ['src/**/*.test.ts'], testTimeout: 30_000 } },
       // Against the GCS emulator the global setup starts; the kit's large-object cases need time.
       { test: { name: 'plugin-gcs', root: 'packages/plugin-gcs', include: ['src/**/*.test.ts'], testTimeout: 60_000 } },

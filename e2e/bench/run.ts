@@ -17,6 +17,7 @@ import * as path from 'node:path';
 import { PgCluster, chownToPostgres, makeScratchDir, runAsPostgres, stopAllClusters } from '../harness/postgres.js';
 import { STRATA_BIN, strataCommandLine, writeStrataConfig } from '../harness/strata.js';
 import { runArchiveBench } from './archive.js';
+import { runEncryptBench } from './encrypt.js';
 import { pgbackrestConfig } from './pgbackrest.js';
 import { measureCeilings } from './ceilings.js';
 import { benchRestores, type RestoreSample } from './restore.js';
@@ -215,6 +216,8 @@ async function main(): Promise<void> {
   };
   // The WAL archiving measures (e2e/bench/archive.ts), on their own cluster; BENCH_ARCHIVE=0 skips them.
   const archive = process.env.BENCH_ARCHIVE === '0' ? undefined : await runArchiveBench({ rounds: ROUNDS, log });
+  // Encrypted vs clear full backups (e2e/bench/encrypt.ts), on their own cluster; BENCH_ENCRYPT=0 skips them.
+  const encrypt = process.env.BENCH_ENCRYPT === '0' ? undefined : await runEncryptBench({ rounds: ROUNDS, scale: SCALE, log });
   const date = new Date().toISOString().replace(/[:.]/g, '-');
   const table = [
     `Strata vs pgBackRest 2.45, pgbench scale ${SCALE} (${(dbBytes / 2 ** 20).toFixed(0)} MiB), ${ROUNDS} rounds, incr after pgbench -T ${PGBENCH_SECONDS}; medians, ratios are medians of per-round Strata/pgBackRest.`,
@@ -226,11 +229,12 @@ async function main(): Promise<void> {
     '',
     ...ceilingLines(),
     ...(archive ? ['', archive.table] : []),
+    ...(encrypt ? ['', encrypt.table] : []),
   ].join('\n');
   fs.mkdirSync(RESULTS, { recursive: true });
   fs.writeFileSync(
     path.join(RESULTS, `${date}.json`),
-    `${JSON.stringify({ date, scale: SCALE, rounds: ROUNDS, dbBytes, samples, restores, ceilings, summary, archive }, null, 2)}\n`,
+    `${JSON.stringify({ date, scale: SCALE, rounds: ROUNDS, dbBytes, samples, restores, ceilings, summary, archive, encrypt }, null, 2)}\n`,
   );
   fs.writeFileSync(path.join(RESULTS, `${date}.md`), `${table}\n`);
   log(`\n${table}\n\nwritten to ${path.join(RESULTS, date)}.{json,md}`);

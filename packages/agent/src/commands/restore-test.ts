@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core';
 import { EXIT_CODES, assertLabel, runRehearsal, type RehearsalResult } from '@strata/core';
 import { BaseCommand } from '../BaseCommand.js';
+import { assertCanDecrypt } from '../plugins/encryption.js';
 import { contextFlags, strataCommandPrefix } from '../self.js';
 
 export default class RestoreTest extends BaseCommand<typeof RestoreTest> {
@@ -14,6 +15,7 @@ export default class RestoreTest extends BaseCommand<typeof RestoreTest> {
   async run(): Promise<RehearsalResult & { key?: string }> {
     if (this.flags.set !== undefined) assertLabel(this.flags.set);
     const { loaded, clusterName, cluster, repo } = await this.context();
+    await assertCanDecrypt(loaded.config, loaded.path, loaded.dir, this.flags.repo, this.logger);
     this.gracefulAbort = true;
     await this.lockCluster(loaded.config.stateDir, clusterName, 'restore-test');
     const progress = this.progress('restore-test');

@@ -10,6 +10,7 @@ import {
   type RestoreResult,
 } from '@strata/core';
 import { BaseCommand } from '../BaseCommand.js';
+import { assertCanDecrypt } from '../plugins/encryption.js';
 import { contextFlags, strataCommandPrefix } from '../self.js';
 import { fmtBytes } from './backup.js';
 
@@ -83,6 +84,7 @@ export default class Restore extends BaseCommand<typeof Restore> {
     }
     const maxRate = f['max-rate'] === undefined ? undefined : parseRate(f['max-rate']);
     const { loaded, clusterName, cluster, repo } = await this.context();
+    await assertCanDecrypt(loaded.config, loaded.path, loaded.dir, f.repo, this.logger);
     const progress = this.progress(f.delta ? 'delta restore' : 'restore');
     const result = await runRestore({
       repo,

@@ -20,8 +20,10 @@ import {
   type PluginKind,
   type Repo,
   type RepoConfig,
+  type StorageBackend,
   type StrataConfig,
 } from '@strata/core/base';
+import { applyEncryption } from './encryption.js';
 
 /** Short names of the plugins that ship with Strata. */
 const BUILTIN_PACKAGES: Record<string, string> = {
@@ -29,6 +31,7 @@ const BUILTIN_PACKAGES: Record<string, string> = {
   s3: '@strata/plugin-s3',
   azure: '@strata/plugin-azure',
   gcs: '@strata/plugin-gcs',
+  'encrypt-pgp': '@strata/plugin-encrypt-pgp',
 };
 const BUILTIN_COMPRESSION: Record<string, AnyPlugin> = { zstd: zstdPlugin, none: nonePlugin };
 /** Media and site of a copy when the config does not say (third-party plugins: unknown until configured). */
@@ -59,7 +62,7 @@ function resolveInstalled(specifier: string): string | undefined {
 }
 
 /** A name, a package ("strata-plugin-x", "@acme/strata-x") or a path ("./x.js"). */
-async function importPlugin(spec: string, kind: PluginKind, configDir: string): Promise<AnyPlugin> {
+export async function importPlugin(spec: string, kind: PluginKind, configDir: string): Promise<AnyPlugin> {
   if (kind === 'compression' && BUILTIN_COMPRESSION[spec]) return BUILTIN_COMPRESSION[spec];
   const target = BUILTIN_PACKAGES[spec] ?? spec;
   const specifier = target.startsWith('.') || path.isAbsolute(target) ? pathToFileURL(path.resolve(configDir, target)).href : target;
@@ -167,10 +170,16 @@ async function openOne(
 ): Promise<Repository> {
   const index = config.repos.indexOf(repoConfig);
   const plugin = await importPlugin(repoConfig.plugin, 'storage', configDir);
-  const options = parsePluginConfig(plugin.configSchema, withoutPluginKey(repoConfig, ['name', 'media', 'site']), ['repos', index], source);
+  const options = parsePluginConfig(
+    plugin.configSchema,
+    withoutPluginKey(repoConfig, ['name', 'media', 'site', 'encryption']),
+    ['repos', index],
+    source,
+  );
   const backend = await plugin.create(options, { configDir });
+  const stored = await applyEncryption(backend as StorageBackend, repoConfig, config, source, configDir, logger);
   const copy = COPY_DEFAULTS[repoConfig.plugin] ?? {};
-  return new Repository(repoConfig.name, backend as never, compressors, logger, undefined, {
+  return new Repository(repoConfig.name, stored, compressors, logger, undefined, {
     media: repoConfig.media ?? copy.media,
     site: repoConfig.site ?? copy.site,
   });

@@ -76,6 +76,12 @@ export const clusterSchema = z
   })
   .strict();
 
+/**
+ * Encryption of a repository (docs/configuration.md): the plugin's own keys (recipients, key files,
+ * passphrase sources) are validated by the plugin's schema when it is loaded.
+ */
+export const encryptionSchema = z.object({ plugin: z.string().min(1, 'name the encryption plugin, e.g. encrypt-pgp') }).passthrough();
+
 /** Plugin-specific keys are validated by the plugin's own schema when it is loaded. */
 export const repoSchema = z
   .object({
@@ -85,6 +91,8 @@ export const repoSchema = z
     media: z.enum(['disk', 'object', 'tape']).optional(),
     /** Whether this copy is away from the database host's site (3-2-1: one offsite). Default: onsite for fs, offsite for the cloud plugins. */
     site: z.enum(['onsite', 'offsite']).optional(),
+    /** This copy's encryption (each copy may have its own keys); false: none, even when a top-level default is set. */
+    encryption: z.union([z.literal(false), encryptionSchema]).optional(),
   })
   .passthrough();
 
@@ -128,6 +136,8 @@ export const configSchema = z
       .strict()
       .default({ maxBackupAgeHours: 36, maxReadyWal: 64, archiveTimeout: 60 }),
     compression: compressionSchema,
+    /** Default encryption for every repository that does not set its own. */
+    encryption: encryptionSchema.optional(),
     archive: z
       .object({
         /** Seconds a backup waits for the WAL it needs to reach the repository; also how long an async archive-push waits. */
@@ -222,6 +232,7 @@ export function requiredCopies(config: Pick<StrataConfig, 'minCopies' | 'repos'>
 export type StrataConfig = z.output<typeof configSchema>;
 export type ClusterConfig = z.output<typeof clusterSchema>;
 export type RepoConfig = z.output<typeof repoSchema>;
+export type EncryptionConfig = z.output<typeof encryptionSchema>;
 export type RehearsalConfig = z.output<typeof rehearsalSchema>;
 export type ScheduleConfig = z.output<typeof scheduleSchema>;
 export type RetentionPolicy = z.output<typeof retentionSchema>;

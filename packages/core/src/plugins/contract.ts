@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { z } from 'zod';
+import type { Logger } from '../logger.js';
 
 /**
  * Plugin contracts. A plugin built for another major version is refused at load time, so bump
@@ -80,6 +81,36 @@ export interface Compressor {
   readonly parallel?: { codec: 'zstd' | 'none'; level: number };
 }
 
+/** What an encryptor is told about the repository it protects. */
+export interface EncryptionContext {
+  /** The repository's name in the config. */
+  repoName: string;
+  /** Local state directory (mode 0700 recommended): where an encryptor may keep private caches. */
+  stateDir: string;
+  logger: Logger;
+}
+
+export interface RotateResult {
+  /** Data keys found in the repository. */
+  dataKeys: number;
+  /** Data keys given a new keyring entry for the configured recipients. */
+  rewrapped: number;
+  /** Data keys whose newest keyring entry already named exactly the configured recipients. */
+  unchanged: number;
+}
+
+/**
+ * An encryption plugin decorates a storage backend: everything core writes passes through
+ * `wrap()`'s backend, which encrypts on put and decrypts on get, so core stays unaware of it.
+ */
+export interface Encryptor {
+  wrap(backend: StorageBackend, context: EncryptionContext): StorageBackend;
+  /** Fails (naming the keys needed) when this host cannot decrypt, e.g. it holds only public keys. */
+  assertCanDecrypt?(): Promise<void>;
+  /** Re-wraps every data key of the clusters for the configured recipients; never rewrites data. */
+  rotate?(backend: StorageBackend, context: EncryptionContext, clusters: string[]): Promise<RotateResult>;
+}
+
 export interface PluginContext {
   /** Directory relative paths in the config are resolved against. */
   configDir: string;
@@ -95,13 +126,15 @@ interface PluginBase<K extends PluginKind, S extends z.ZodType, T> {
 
 export type StoragePlugin<S extends z.ZodType = z.ZodType> = PluginBase<'storage', S, StorageBackend>;
 export type CompressionPlugin<S extends z.ZodType = z.ZodType> = PluginBase<'compression', S, Compressor>;
-export type AnyPlugin = StoragePlugin | CompressionPlugin;
+export type EncryptionPlugin<S extends z.ZodType = z.ZodType> = PluginBase<'encryption', S, Encryptor>;
+export type AnyPlugin = StoragePlugin | CompressionPlugin | EncryptionPlugin;
 
 type Definition<P extends AnyPlugin> = Omit<P, 'contractVersion'> & { contractVersion?: number };
 
 /** A plugin package's default export. Stamps the contract version the plugin was built against. */
 export function definePlugin<S extends z.ZodType>(def: Definition<StoragePlugin<S>>): StoragePlugin<S>;
 export function definePlugin<S extends z.ZodType>(def: Definition<CompressionPlugin<S>>): CompressionPlugin<S>;
+export function definePlugin<S extends z.ZodType>(def: Definition<EncryptionPlugin<S>>): EncryptionPlugin<S>;
 export function definePlugin(def: Definition<AnyPlugin>): AnyPlugin {
   return { ...def, contractVersion: def.contractVersion ?? CONTRACT_VERSION } as AnyPlugin;
 }
