@@ -71,10 +71,12 @@ export async function assertCanDecrypt(
   repoName: string | undefined,
   logger: Logger,
 ): Promise<void> {
-  const repoConfig = repoName === undefined ? config.repos[0] : config.repos.find((r) => r.name === repoName);
-  if (!repoConfig) return; // openRepository reports the unknown name
-  const enc = await loadEncryption(repoConfig, config, source, configDir, logger);
-  await enc?.encryptor.assertCanDecrypt?.();
+  // Without --repo a restore may read from any copy (fallback): every one must be readable here.
+  const repoConfigs = repoName === undefined ? config.repos : config.repos.filter((r) => r.name === repoName);
+  for (const repoConfig of repoConfigs) {
+    const enc = await loadEncryption(repoConfig, config, source, configDir, logger);
+    await enc?.encryptor.assertCanDecrypt?.();
+  }
 }
 
 /** The repository's storage backend without encryption: what key rotation reads and writes keyring objects in. */
