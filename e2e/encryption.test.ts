@@ -236,8 +236,9 @@ describe('encrypted repository (OpenPGP, PostgreSQL 15)', () => {
         });
         expect(result.code, result.stderr).toBe(5);
         expect((result.json as { name: string; message: string }).message).toContain(key);
-        // Never startable: pg_control is written last, after everything else decrypted and verified.
+        // Never startable (pg_control is written last), and nothing decrypted is left behind.
         expect(fs.existsSync(path.join(pgdata, 'global', 'pg_control'))).toBe(false);
+        expect(fs.existsSync(pgdata) ? fs.readdirSync(pgdata) : []).toEqual([]);
       }
       if (_kind === 'WAL') {
         const walName = path.basename(key!).slice(0, 24);

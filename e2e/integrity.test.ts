@@ -56,8 +56,9 @@ describe('restore from a damaged repository (PostgreSQL 15)', () => {
     const err = result.json as { name: string; message: string };
     expect(err.name).toBe('Integrity');
     expect(err.message).toContain(key.replace(/^.*?main\//, 'main/'));
-    // Never startable: pg_control is restored last, only after everything else verified.
+    // Nothing left behind: the target is empty again (and pg_control, restored last, never came).
     expect(fs.existsSync(path.join(pgdata, 'global', 'pg_control'))).toBe(false);
+    expect(fs.existsSync(pgdata) ? fs.readdirSync(pgdata) : []).toEqual([]);
   });
 
   it('stops recovery (never promotes early) when a later WAL segment is damaged', async () => {

@@ -84,8 +84,24 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
   });
   try {
     return await restoreWithPool(opts, manifest, pgdata, locations, pool, started);
+  } catch (err) {
+    // The targets were empty: a failed restore leaves them so, with no partial (or, from an
+    // encrypted repository, partly decrypted) data behind. A delta restore keeps what it found.
+    if (!opts.delta) await emptyTargets([pgdata, ...locations.values()], log);
+    throw err;
   } finally {
     await pool.close();
+  }
+}
+
+/** Removes everything inside each directory (not the directory: it may be a mount point). */
+async function emptyTargets(dirs: string[], log: Logger): Promise<void> {
+  for (const dir of dirs) {
+    for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
+      await fs.rm(path.join(dir, name), { recursive: true, force: true }).catch((err: Error) => {
+        log.warn({ dir, name, err: err.message }, 'could not remove part of a failed restore');
+      });
+    }
   }
 }
 
