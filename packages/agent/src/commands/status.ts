@@ -58,7 +58,9 @@ export default class Status extends BaseCommand<typeof Status> {
         );
       const c = cs.lastCheck;
       if (c) {
-        const lagging = c.repositories.filter((x) => !x.reachable || !x.level).map((x) => (x.reachable ? `${x.repo} lags` : `${x.repo} unreachable`));
+        const lagging = c.repositories
+          .filter((x) => !x.reachable || !x.level)
+          .map((x) => (x.reachable ? `${x.repo} lags` : `${x.repo} unreachable`));
         this.log(
           `  last check at ${c.finishedAt}: 3-2-1 ${c.rule321 ? 'met' : 'NOT met'} (${c.copies} copies, ${c.mediaKinds} media, ${c.offsiteCopies} offsite)${lagging.length ? `; ${lagging.join(', ')}` : ''}`,
         );

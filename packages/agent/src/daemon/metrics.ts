@@ -110,7 +110,11 @@ export function renderMetrics(src: MetricsSource, probes: Map<string, ClusterPro
     'When the newest WAL segment in the repository was stored (Unix time).',
   );
 
-  const rule = fam('strata_rule321_met', 'gauge', '1 when the newest check found the 3-2-1 rule met (3 copies, 2 media kinds, 1 offsite), else 0.');
+  const rule = fam(
+    'strata_rule321_met',
+    'gauge',
+    '1 when the newest check found the 3-2-1 rule met (3 copies, 2 media kinds, 1 offsite), else 0.',
+  );
   const copies = fam('strata_copies', 'gauge', 'Copies holding every backup and WAL file at the newest check, the live cluster included.');
   const media = fam('strata_media_kinds', 'gauge', 'Kinds of media among those copies at the newest check.');
   const offsite = fam('strata_offsite_copies', 'gauge', 'Offsite copies at the newest check.');

@@ -6,7 +6,6 @@ import { Repository } from '../repository/Repository.js';
 import { keys } from '../repository/keys.js';
 import { MemoryBackend } from '../testing/memoryBackend.js';
 import { chaosBackend } from '../testing/chaos.js';
-import type { Manifest } from '../manifest/types.js';
 import { runCheck } from './check.js';
 
 const compressors = new Map<string, Compressor>([['zstd', zstdPlugin.create({ level: 3 }, { configDir: '.' }) as Compressor]]);
@@ -19,12 +18,7 @@ function repo(name: string, media: string, site: string, backend: StorageBackend
 /** A committed backup (fresh) and two WAL files; `walFiles` limits how many this copy holds. */
 async function seed(r: Repository, walFiles = 2): Promise<void> {
   await r.put(keys.pack('main', LABEL, 0), Buffer.from('pack'));
-  await r.putSealed(
-    keys.manifest('main', LABEL),
-    'manifest',
-    { label: LABEL, stopTime: new Date().toISOString() } as unknown as Manifest,
-    'zstd',
-  );
+  await r.putSealed(keys.manifest('main', LABEL), 'manifest', { label: LABEL, stopTime: new Date().toISOString() }, 'zstd');
   for (let i = 1; i <= walFiles; i++)
     await r.put(keys.walObject('main', `00000001000000000000000${i}`, String(i).repeat(64), 'zst'), Buffer.from('w'));
 }
