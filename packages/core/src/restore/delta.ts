@@ -58,7 +58,7 @@ export async function deltaRestoreFile(
       ? await comparePagesInPool(dest, comparable, size, map.pageSize, expected, reader.pool)
       : await comparePages(handle, comparable, size, map.pageSize, expected);
     if (st.size !== size) await handle.truncate(size);
-    if (same < pages) await restorePages(file, size, handle, reader, createHash('sha256'), differ);
+    if (same < pages) await restorePages(file, size, handle.fd, reader, differ);
     // Unchanged and whole: the compare pass already hashed every byte, in order.
     const digest = same === pages && st.size === size && sha ? sha.digest('hex') : await sha256OfHandle(handle, size);
     if (digest !== file.sha256) {
