@@ -1,5 +1,4 @@
 import { createHash, type Hash } from 'node:crypto';
-import * as fsSync from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { StrataError, isStrataError } from '../errors/index.js';
 import { keys } from '../repository/keys.js';
@@ -140,28 +139,28 @@ export class FrameReader {
 
 /**
  * Restores one regular file to `dest` (created exclusively), verifying each page's digest and the
- * whole file's sha256 before its metadata is set.
+ * whole file's sha256 before its metadata is set (through the open handle: no path lookups).
  *
- * The file's own system calls are synchronous on this thread: each costs microseconds (the page
- * cache), where a promise-based call costs a hand-off to libuv's thread pool and back — for the
- * thousand small files of a cluster, most of a restore's time (docs/performance.md).
+ * File system calls stay asynchronous: in libuv's thread pool they run on the other core, while
+ * this thread — the one that verifies, hashes and dispatches — is the restore's critical path
+ * (docs/performance.md: creating a file costs ~0.5 ms of kernel time here).
  */
 export async function restoreFile(file: ManifestFile, dest: string, reader: FrameReader, opts: { chown: boolean }): Promise<number> {
-  const fd = fsSync.openSync(dest, 'wx+', 0o600);
+  const handle = await fs.open(dest, 'wx+', 0o600);
   const size = file.size ?? 0;
   try {
     let written = 0;
     let digest: string | undefined;
     if (file.data) {
       const sha = createHash('sha256');
-      written = await reader.withFrame(file.data, size, file.path, (data) => {
+      written = await reader.withFrame(file.data, size, file.path, async (data) => {
         sha.update(data);
-        writeAllSync(fd, data, 0);
+        await writeAll(handle, data, 0);
         return data.length;
       });
       digest = sha.digest('hex');
     } else if (file.blockMap) {
-      const result = await restorePages(file, size, fd, reader);
+      const result = await restorePages(file, size, handle, reader);
       written = result.written;
       digest = result.sha256;
     } else digest = createHash('sha256').digest('hex');
@@ -171,9 +170,9 @@ export async function restoreFile(file: ManifestFile, dest: string, reader: Fram
         hint: 'the repository is damaged; restore from another copy',
       });
     }
-    setMetadataOfFd(fd, file, opts);
+    await setMetadataOfHandle(handle, file, opts);
   } finally {
-    fsSync.closeSync(fd);
+    await handle.close();
   }
   return size;
 }
@@ -192,7 +191,7 @@ export async function restoreFile(file: ManifestFile, dest: string, reader: Fram
 export async function restorePages(
   file: ManifestFile,
   size: number,
-  fd: number,
+  handle: fs.FileHandle,
   reader: FrameReader,
   /** Delta restore: only these pages are written (and only their super blocks fetched). */
   only?: Uint8Array,
@@ -208,20 +207,21 @@ export async function restorePages(
   const orphan = owners.indexOf(-1);
   if (orphan >= 0) throw new StrataError('Integrity', `block map entry for ${file.path} holds no copy of page ${orphan}`);
   const wanted = (page: number) => !only || only[page] === 1;
-  const hasher = only ? undefined : new OrderedHash(fd, size, pageSize, pages);
+  const hasher = only ? undefined : new OrderedHash(handle, size, pageSize, pages);
   const digest = Buffer.alloc(PAGE_HASH_BYTES);
   let written = 0;
 
   /** Verifies and writes the pages `index` owns from its decompressed frame; returns the bytes written. */
-  const writeFrame = (index: number, data: Buffer, workerDigests: Buffer | undefined): number => {
+  const writeFrame = async (index: number, data: Buffer, workerDigests: Buffer | undefined): Promise<number> => {
     const sb = map.superBlocks[index]!;
     const framePages = pagesOf(sb);
     const digests = pageSize === reader.pageSize ? workerDigests : undefined;
     let run: { from: number; page: number; len: number } | undefined;
     let frameWritten = 0;
+    const writes: Promise<void>[] = [];
     const flush = () => {
       if (!run) return;
-      writeAllSync(fd, data.subarray(run.from, run.from + run.len), run.page * pageSize);
+      writes.push(writeAll(handle, data.subarray(run.from, run.from + run.len), run.page * pageSize));
       run = undefined;
     };
     for (let k = 0; k < framePages.length; k++) {
@@ -247,7 +247,8 @@ export async function restorePages(
       frameWritten += len;
     }
     flush();
-    hasher?.advance();
+    await settleAll(writes);
+    await hasher?.advance();
     return frameWritten;
   };
 
@@ -304,7 +305,7 @@ class OrderedHash {
   private readBack: Buffer | undefined;
 
   constructor(
-    private readonly fd: number,
+    private readonly handle: fs.FileHandle,
     private readonly size: number,
     private readonly pageSize: number,
     private readonly pages: number,
@@ -319,7 +320,7 @@ class OrderedHash {
   }
 
   /** Hashes every page now complete in order; forgets the frame. */
-  advance(): void {
+  async advance(): Promise<void> {
     const { pageSize } = this;
     while (this.next < this.pages && this.done[this.next] === 1) {
       const from = this.inFrame.get(this.next);
@@ -334,7 +335,7 @@ class OrderedHash {
         // Written earlier by another frame: read the run back.
         let end = this.next + 1;
         while (end < this.pages && this.done[end] === 1 && !this.inFrame.has(end)) end++;
-        this.hashFromFile(this.next * pageSize, Math.min(end * pageSize, this.size));
+        await this.hashFromFile(this.next * pageSize, Math.min(end * pageSize, this.size));
         this.next = end;
       }
     }
@@ -346,10 +347,10 @@ class OrderedHash {
     return this.sha.digest('hex');
   }
 
-  private hashFromFile(start: number, end: number): void {
+  private async hashFromFile(start: number, end: number): Promise<void> {
     this.readBack ??= Buffer.allocUnsafe(1024 * 1024);
     for (let pos = start; pos < end; ) {
-      const n = fsSync.readSync(this.fd, this.readBack, 0, Math.min(this.readBack.length, end - pos), pos);
+      const { bytesRead: n } = await this.handle.read(this.readBack, 0, Math.min(this.readBack.length, end - pos), pos);
       if (n === 0) throw new StrataError('Integrity', `restored file is shorter than its ${this.size} bytes`);
       this.sha.update(this.readBack.subarray(0, n));
       pos += n;
@@ -379,15 +380,25 @@ export async function setMetadata(dest: string, file: ManifestFile, opts: { chow
   }
 }
 
-/** The same through an open file descriptor (no path lookups), synchronously. */
-export function setMetadataOfFd(fd: number, file: ManifestFile, opts: { chown: boolean }): void {
-  if (opts.chown) fsSync.fchownSync(fd, file.uid, file.gid);
-  fsSync.fchmodSync(fd, file.mode);
+/** The same through an open regular file's handle (no path lookups). */
+export async function setMetadataOfHandle(handle: fs.FileHandle, file: ManifestFile, opts: { chown: boolean }): Promise<void> {
+  if (opts.chown) await handle.chown(file.uid, file.gid);
+  await handle.chmod(file.mode);
   const t = (file.mtime + 0.5) / 1000;
-  fsSync.futimesSync(fd, t, t);
+  await handle.utimes(t, t);
 }
 
-/** write may write less than asked; loop until all of `data` is at `position`. */
-function writeAllSync(fd: number, data: Buffer, position: number): void {
-  for (let done = 0; done < data.length; ) done += fsSync.writeSync(fd, data, done, data.length - done, position + done);
+/** handle.write may write less than asked; loop until all of `data` is at `position`. */
+async function writeAll(handle: fs.FileHandle, data: Buffer, position: number): Promise<void> {
+  for (let done = 0; done < data.length; ) {
+    const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+/** Waits for every promise, then throws the first failure (none is left unhandled). */
+async function settleAll(promises: Promise<void>[]): Promise<void> {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
