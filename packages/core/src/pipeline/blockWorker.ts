@@ -100,7 +100,8 @@ function digestFile(job: Extract<BlockJob, { op: 'digestFile' }>): BlockResult {
           // A page cut short by the old size differs, whatever its digest.
           const same =
             Math.min(pageSize, n - off) === Math.min(pageSize, size - page * pageSize) &&
-            Buffer.compare(digests.subarray(i * PAGE_HASH_BYTES, (i + 1) * PAGE_HASH_BYTES), hashes.subarray(at, at + PAGE_HASH_BYTES)) === 0;
+            Buffer.compare(digests.subarray(i * PAGE_HASH_BYTES, (i + 1) * PAGE_HASH_BYTES), hashes.subarray(at, at + PAGE_HASH_BYTES)) ===
+              0;
           if (!same) changed.push(page);
         }
       }

@@ -92,7 +92,7 @@ async function comparePages(dest: string, comparable: number, size: number, page
   let same = 0;
   const handle = await fs.open(dest, 'r');
   try {
-    for (let pos = 0; pos < comparable; ) {
+    for (let pos = 0; pos < comparable;) {
       const { bytesRead } = await handle.read(buf, 0, Math.min(buf.length, comparable - pos), pos);
       if (bytesRead === 0) break;
       for (let off = 0; off < bytesRead; off += pageSize) {
@@ -127,7 +127,13 @@ async function comparePagesInPool(
 ): Promise<Comparison> {
   const pages = pageCount(size, pageSize);
   const differ = new Uint8Array(pages).fill(1);
-  const r = await pool.run({ op: 'digestFile', path: dest, length: comparable, expected: { hashes: ownSlice(expected, 0, expected.length), size }, sha256: true });
+  const r = await pool.run({
+    op: 'digestFile',
+    path: dest,
+    length: comparable,
+    expected: { hashes: ownSlice(expected, 0, expected.length), size },
+    sha256: true,
+  });
   if (r.ioError) throw Object.assign(new Error(`cannot read ${dest}: ${r.ioError.message}`), { code: r.ioError.code });
   const read = pageCount(r.bytes, pageSize);
   for (let page = 0; page < read; page++) differ[page] = 0;

@@ -349,7 +349,7 @@ class OrderedHash {
 
   private async hashFromFile(start: number, end: number): Promise<void> {
     this.readBack ??= Buffer.allocUnsafe(1024 * 1024);
-    for (let pos = start; pos < end; ) {
+    for (let pos = start; pos < end;) {
       const { bytesRead: n } = await this.handle.read(this.readBack, 0, Math.min(this.readBack.length, end - pos), pos);
       if (n === 0) throw new StrataError('Integrity', `restored file is shorter than its ${this.size} bytes`);
       this.sha.update(this.readBack.subarray(0, n));
@@ -390,7 +390,7 @@ export async function setMetadataOfHandle(handle: fs.FileHandle, file: ManifestF
 
 /** handle.write may write less than asked; loop until all of `data` is at `position`. */
 async function writeAll(handle: fs.FileHandle, data: Buffer, position: number): Promise<void> {
-  for (let done = 0; done < data.length; ) {
+  for (let done = 0; done < data.length;) {
     const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
     done += bytesWritten;
   }
