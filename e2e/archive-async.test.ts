@@ -165,7 +165,9 @@ describe('asynchronous WAL archiving (PostgreSQL 15)', () => {
     // Counts the calls the sh script hands to Node (the rest it answered from the spool).
     const nodeCalls = path.join(src.scratch, 'node-calls');
     const wrapper = path.join(src.scratch, 'count-node');
-    fs.writeFileSync(wrapper, `#!/bin/sh\necho x >> ${shellQuote(nodeCalls)}\nexec ${shellQuote(process.execPath)} "$@"\n`, { mode: 0o755 });
+    fs.writeFileSync(wrapper, `#!/bin/sh\necho x >> ${shellQuote(nodeCalls)}\nexec ${shellQuote(process.execPath)} "$@"\n`, {
+      mode: 0o755,
+    });
     const command = (spoolDir: string) =>
       `STRATA_NODE=${shellQuote(wrapper)} ${shellQuote(script)} --spool ${shellQuote(spoolDir)} --config ${shellQuote(src.configPath)} %p`;
     const setCommand = async (c: string) => {

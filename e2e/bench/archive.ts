@@ -5,7 +5,8 @@
  *   (A B, then B A). Also timed: `node -e 0` (Node's own start) and Strata through oclif
  *   (STRATA_FAST_PATH=0), to show where the time goes.
  * - async: sustained segments/s while PostgreSQL's archiver drains a backlog of ready segments,
- *   pgBackRest with archive-async=y process-max=2, Strata with archive.async and processMax 2.
+ *   pgBackRest with archive-async=y process-max=2, Strata with archive.async and processMax 2 through
+ *   its sh client bin/strata-archive-push --spool (what docs/configuration.md recommends for async).
  *
  * Runnable alone (`node e2e/dist/bench/archive.js`; BENCH_ARCHIVE_SYNC_SEGMENTS,
  * BENCH_ARCHIVE_ASYNC_SEGMENTS, BENCH_ROUNDS) or from run.ts through runArchiveBench().
@@ -202,7 +203,8 @@ export async function runArchiveBench(opts: ArchiveBenchOptions = {}): Promise<A
   // Async: PostgreSQL's archiver drains a backlog through each tool in turn.
   log(`archive-push, async: ${asyncSegments} segments per round, ${rounds} rounds`);
   const asyncCommand: Record<AsyncTool, string> = {
-    'strata-async': `${strataCommandLine()} archive-push --config ${strataConf('strata-async')} %p`,
+    // The sh client (bin/strata-archive-push): a segment the pusher has stored is acknowledged without starting Node.
+    'strata-async': `STRATA_NODE=${process.execPath} ${path.join(path.dirname(STRATA_BIN), 'strata-archive-push')} --spool ${path.join(work, 'strata-spool', 'main', 'local', 'archive-push')} --config ${strataConf('strata-async')} %p`,
     'pgbackrest-async': `${PGBACKREST} --config=${pgbrConf('pgbackrest-async')} --stanza=bench archive-push %p`,
   };
   const asyncTools: AsyncTool[] = ['strata-async', 'pgbackrest-async'];
