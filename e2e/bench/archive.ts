@@ -65,6 +65,22 @@ async function setArchiveCommand(pg: PgCluster, command: string): Promise<void> 
   await pg.query('SELECT pg_reload_conf()');
 }
 
+/** Waits until no live process holds the pusher lock `lockFile` (at most 60 s). */
+async function waitNoPusher(lockFile: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    let pid: number | undefined;
+    try {
+      pid = Number(fs.readFileSync(lockFile, 'utf8').split('\n')[0]);
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    if (Date.now() > deadline) throw new Error(`Strata's background pusher (pid ${pid}) did not exit`);
+    await sleep(200);
+  }
+}
+
 async function lastArchived(pg: PgCluster): Promise<string> {
   const [s] = await pg.query<{ last: string | null }>('SELECT last_archived_wal AS last FROM pg_stat_archiver');
   return s?.last ?? '';
@@ -210,6 +226,9 @@ export async function runArchiveBench(opts: ArchiveBenchOptions = {}): Promise<A
   const asyncTools: AsyncTool[] = ['strata-async', 'pgbackrest-async'];
   for (let round = 1; round <= rounds; round++) {
     for (const tool of round % 2 ? asyncTools : [...asyncTools].reverse()) {
+      // Strata's background pusher outlives its round by up to 10 s idle, and pushes any ready
+      // file it sees meanwhile (the next backlog, or the other tool's): every round starts without one.
+      await waitNoPusher(path.join(work, 'strata-spool', 'main', 'local', 'archive-push', 'pusher.lock'));
       const backlog = await makeBacklog(pg, asyncSegments);
       const started = process.hrtime.bigint();
       await setArchiveCommand(pg, asyncCommand[tool]);
