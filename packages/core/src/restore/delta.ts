@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Stats } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { StrataError } from '../errors/index.js';
@@ -33,16 +34,15 @@ export async function deltaRestoreFile(
     return 'restored';
   }
   const size = file.size ?? 0;
-  if (opts.force && st.size === size && Math.floor(st.mtimeMs) === file.mtime) {
-    await setMetadata(dest, file, opts);
-    return 'kept';
-  }
+  // A kept file whose mode, owner and mtime already match needs no system call more.
+  const keep = async () => {
+    if (!metadataMatches(st, file, opts)) await setMetadata(dest, file, opts);
+    return 'kept' as const;
+  };
+  if (opts.force && st.size === size && Math.floor(st.mtimeMs) === file.mtime) return keep();
   if (!file.blockMap) {
     // One frame or empty: compare the whole file, rewrite it if it differs.
-    if (st.size === size && (await sha256Of(dest, size, reader.pool)) === file.sha256) {
-      await setMetadata(dest, file, opts);
-      return 'kept';
-    }
+    if (st.size === size && (await sha256Of(dest, size, reader.pool)) === file.sha256) return keep();
     await fs.rm(dest);
     await restoreFile(file, dest, reader, opts);
     return 'restored';
@@ -71,8 +71,17 @@ export async function deltaRestoreFile(
       hint: 'run a restore without --delta into an empty directory',
     });
   }
+  if (!patched) return keep();
   await setMetadata(dest, file, opts);
-  return patched ? 'patched' : 'kept';
+  return 'patched';
+}
+
+function metadataMatches(st: Stats, file: ManifestFile, opts: DeltaOptions): boolean {
+  return (
+    (st.mode & 0o7777) === file.mode &&
+    Math.floor(st.mtimeMs) === file.mtime &&
+    (!opts.chown || (st.uid === file.uid && st.gid === file.gid))
+  );
 }
 
 interface Comparison {
