@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PgCluster, chownToPostgres, makeScratchDir, runAsPostgres, runCommand, stopAllClusters } from '../harness/postgres.js';
-import { STRATA_BIN, strataCommandLine, writeStrataConfig } from '../harness/strata.js';
+import { STRATA_BIN, writeStrataConfig } from '../harness/strata.js';
 import { pgbackrestConfig } from './pgbackrest.js';
 
 export interface ArchiveBenchOptions {
