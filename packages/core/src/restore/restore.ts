@@ -65,15 +65,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
   log.info({ label: manifest.label }, 'restoring backup');
   const pgdata = path.resolve(opts.pgdata);
   const locations = tablespaceLocations(manifest, opts.tablespaceMap ?? {});
-  if (opts.delta) await assertNotRunning(pgdata);
-  else {
-    await assertEmptyTarget(pgdata, 'the target data directory');
-    for (const loc of locations.values()) await assertEmptyTarget(loc, 'tablespace location');
-  }
-  await assertConsistencyWal(repo, manifest);
-  log.debug({ label: manifest.label, ms: Date.now() - started }, 'consistency WAL verified');
-
-  await fs.mkdir(pgdata, { recursive: true, mode: 0o700 });
+  // The worker threads start (load zstd and xxhash) while the checks below run.
   const processMax = opts.processMax ?? defaultProcessMax();
   const compressor = repo.compressor(manifest.options.compression);
   const pool = new BlockPool({
@@ -83,6 +75,14 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     ...(compressor.parallel ?? { codec: 'none', level: 0 }),
   });
   try {
+    if (opts.delta) await assertNotRunning(pgdata);
+    else {
+      await assertEmptyTarget(pgdata, 'the target data directory');
+      for (const loc of locations.values()) await assertEmptyTarget(loc, 'tablespace location');
+    }
+    await assertConsistencyWal(repo, manifest);
+    log.debug({ label: manifest.label, ms: Date.now() - started }, 'consistency WAL verified');
+    await fs.mkdir(pgdata, { recursive: true, mode: 0o700 });
     return await restoreWithPool(opts, manifest, pgdata, locations, pool, started);
   } finally {
     await pool.close();
