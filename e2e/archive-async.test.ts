@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stopAllClusters } from './harness/postgres.js';
+import { shellQuote, stopAllClusters } from './harness/postgres.js';
+import { STRATA_BIN } from './harness/strata.js';
 import { StrataCluster, restoreInto } from './scenarios/strataCluster.js';
 
 afterAll(() => stopAllClusters(), 120_000);
@@ -156,5 +157,44 @@ describe('asynchronous WAL archiving (PostgreSQL 15)', () => {
     await waitArchived(src, last);
     expectNothingAcknowledgedUnstored(src);
     await src.expectNoWalGap(last);
+  });
+
+  it('through bin/strata-archive-push (sh): archives everything, acknowledges nothing unstored, and refuses a wrong --spool', async () => {
+    const script = path.join(path.dirname(STRATA_BIN), 'strata-archive-push');
+    const spool = path.join(spoolPath, 'main', 'local', 'archive-push');
+    // Counts the calls the sh script hands to Node (the rest it answered from the spool).
+    const nodeCalls = path.join(src.scratch, 'node-calls');
+    const wrapper = path.join(src.scratch, 'count-node');
+    fs.writeFileSync(wrapper, `#!/bin/sh\necho x >> ${shellQuote(nodeCalls)}\nexec ${shellQuote(process.execPath)} "$@"\n`, {
+      mode: 0o755,
+    });
+    const command = (spoolDir: string) =>
+      `STRATA_NODE=${shellQuote(wrapper)} ${shellQuote(script)} --spool ${shellQuote(spoolDir)} --config ${shellQuote(src.configPath)} %p`;
+    const setCommand = async (c: string) => {
+      await src.pg.query(`ALTER SYSTEM SET archive_command = '${c.replace(/'/g, "''")}'`);
+      await src.pg.query('SELECT pg_reload_conf()');
+    };
+    await setCommand(command(spool));
+    const last = await makeSegments(src, 16);
+    await waitArchived(src, last);
+    expectNothingAcknowledgedUnstored(src);
+    await src.expectNoWalGap(last);
+    const handedToNode = fs.existsSync(nodeCalls) ? fs.readFileSync(nodeCalls, 'utf8').split('\n').filter(Boolean).length : 0;
+    process.stdout.write(`strata-archive-push: ${handedToNode} of the calls for 16+ segments started Node\n`);
+
+    // A spool that is not this cluster's: Node refuses (a marker there must never be trusted).
+    const failedBefore = (await archiver(src)).failed;
+    await setCommand(command(path.join(src.scratch, 'elsewhere')));
+    const refused = await makeSegments(src, 1);
+    const deadline = Date.now() + 60_000;
+    while ((await archiver(src)).failed === failedBefore) {
+      if (Date.now() > deadline) throw new Error('archive-push with a wrong --spool never failed');
+      await sleep(100);
+    }
+    expect(src.pg.logTail(80)).toContain(`use --spool ${spool}`);
+    expect(fs.existsSync(path.join(src.pg.dataDir, 'pg_wal', 'archive_status', `${refused}.ready`))).toBe(true);
+    await setCommand(command(spool));
+    await waitArchived(src, refused);
+    expectNothingAcknowledgedUnstored(src);
   });
 });

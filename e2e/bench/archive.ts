@@ -5,7 +5,8 @@
  *   (A B, then B A). Also timed: `node -e 0` (Node's own start) and Strata through oclif
  *   (STRATA_FAST_PATH=0), to show where the time goes.
  * - async: sustained segments/s while PostgreSQL's archiver drains a backlog of ready segments,
- *   pgBackRest with archive-async=y process-max=2, Strata with archive.async and processMax 2.
+ *   pgBackRest with archive-async=y process-max=2, Strata with archive.async and processMax 2 through
+ *   its sh client bin/strata-archive-push --spool (what docs/configuration.md recommends for async).
  *
  * Runnable alone (`node e2e/dist/bench/archive.js`; BENCH_ARCHIVE_SYNC_SEGMENTS,
  * BENCH_ARCHIVE_ASYNC_SEGMENTS, BENCH_ROUNDS) or from run.ts through runArchiveBench().
@@ -14,7 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PgCluster, chownToPostgres, makeScratchDir, runAsPostgres, runCommand, stopAllClusters } from '../harness/postgres.js';
-import { STRATA_BIN, strataCommandLine, writeStrataConfig } from '../harness/strata.js';
+import { STRATA_BIN, writeStrataConfig } from '../harness/strata.js';
 import { pgbackrestConfig } from './pgbackrest.js';
 
 export interface ArchiveBenchOptions {
@@ -62,6 +63,22 @@ function sqlLiteral(s: string): string {
 async function setArchiveCommand(pg: PgCluster, command: string): Promise<void> {
   await pg.query(`ALTER SYSTEM SET archive_command = ${sqlLiteral(command)}`);
   await pg.query('SELECT pg_reload_conf()');
+}
+
+/** Waits until no live process holds the pusher lock `lockFile` (at most 60 s). */
+async function waitNoPusher(lockFile: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    let pid: number | undefined;
+    try {
+      pid = Number(fs.readFileSync(lockFile, 'utf8').split('\n')[0]);
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    if (Date.now() > deadline) throw new Error(`Strata's background pusher (pid ${pid}) did not exit`);
+    await sleep(200);
+  }
 }
 
 async function lastArchived(pg: PgCluster): Promise<string> {
@@ -202,12 +219,16 @@ export async function runArchiveBench(opts: ArchiveBenchOptions = {}): Promise<A
   // Async: PostgreSQL's archiver drains a backlog through each tool in turn.
   log(`archive-push, async: ${asyncSegments} segments per round, ${rounds} rounds`);
   const asyncCommand: Record<AsyncTool, string> = {
-    'strata-async': `${strataCommandLine()} archive-push --config ${strataConf('strata-async')} %p`,
+    // The sh client (bin/strata-archive-push): a segment the pusher has stored is acknowledged without starting Node.
+    'strata-async': `STRATA_NODE=${process.execPath} ${path.join(path.dirname(STRATA_BIN), 'strata-archive-push')} --spool ${path.join(work, 'strata-spool', 'main', 'local', 'archive-push')} --config ${strataConf('strata-async')} %p`,
     'pgbackrest-async': `${PGBACKREST} --config=${pgbrConf('pgbackrest-async')} --stanza=bench archive-push %p`,
   };
   const asyncTools: AsyncTool[] = ['strata-async', 'pgbackrest-async'];
   for (let round = 1; round <= rounds; round++) {
     for (const tool of round % 2 ? asyncTools : [...asyncTools].reverse()) {
+      // Strata's background pusher outlives its round by up to 10 s idle, and pushes any ready
+      // file it sees meanwhile (the next backlog, or the other tool's): every round starts without one.
+      await waitNoPusher(path.join(work, 'strata-spool', 'main', 'local', 'archive-push', 'pusher.lock'));
       const backlog = await makeBacklog(pg, asyncSegments);
       const started = process.hrtime.bigint();
       await setArchiveCommand(pg, asyncCommand[tool]);

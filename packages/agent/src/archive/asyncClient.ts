@@ -58,6 +58,12 @@ export function asyncTargetOf(ctx: ClusterContext, flags: GlobalFlags): AsyncTar
  */
 export async function pushAsync(target: AsyncTarget, walPath: string, flags: GlobalFlags, logger: Logger): Promise<ArchivePushResult> {
   const walName = walNameOf(walPath);
+  if (flags.spool !== undefined && path.resolve(flags.spool) !== target.spoolDir) {
+    // The sh fast path trusts markers in the directory it is given: a wrong one must fail loudly here.
+    throw new StrataError('InvalidArgument', `--spool ${flags.spool} is not the spool of this cluster and repository`, {
+      hint: `use --spool ${target.spoolDir}`,
+    });
+  }
   try {
     await fileIdentity(walPath);
   } catch (err) {

@@ -24,6 +24,14 @@ describe('parseFastArgv', () => {
     });
   });
 
+  it('takes --spool (bin/strata-archive-push passes it) for archive-push only', () => {
+    expect(parseFastArgv(['archive-push', '--spool', '/var/spool/strata/main/local/archive-push', 'pg_wal/x'], {})?.flags.spool).toBe(
+      '/var/spool/strata/main/local/archive-push',
+    );
+    expect(parseFastArgv(['archive-push', 'pg_wal/x'], {})?.flags).not.toHaveProperty('spool');
+    expect(parseFastArgv(['archive-get', '--spool', '/s', '000000010000000000000001', 'pg_wal/RECOVERYXLOG'], {})).toBeUndefined();
+  });
+
   it('turns --json on from STRATA_CONTENT_TYPE=json, as oclif does', () => {
     expect(parseFastArgv(['archive-push', 'x'], { STRATA_CONTENT_TYPE: 'JSON' })?.json).toBe(true);
   });

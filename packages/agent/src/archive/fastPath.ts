@@ -46,7 +46,7 @@ const COMMANDS: Record<string, FastCommand> = {
   },
 };
 
-const VALUE_FLAGS = new Set(['config', 'cluster', 'repo', 'log-level']);
+const VALUE_FLAGS = new Set(['config', 'cluster', 'repo', 'log-level', 'spool']);
 
 export interface ParsedArgv {
   id: string;
@@ -81,13 +81,20 @@ export function parseFastArgv(argv: readonly string[], env: NodeJS.ProcessEnv = 
     values[name] = value;
   }
   if (args.length !== command.args) return undefined;
+  if (values.spool !== undefined && id !== 'archive-push') return undefined;
   const level = values['log-level'] ?? 'warn';
   if (!(LOG_LEVELS as readonly string[]).includes(level)) return undefined;
   // oclif also turns --json on with <BIN>_CONTENT_TYPE=json.
   json ||= env.STRATA_CONTENT_TYPE?.toLowerCase() === 'json';
   return {
     id: id!,
-    flags: { config: values.config, cluster: values.cluster, repo: values.repo, 'log-level': level as LogLevel },
+    flags: {
+      config: values.config,
+      cluster: values.cluster,
+      repo: values.repo,
+      'log-level': level as LogLevel,
+      ...(values.spool !== undefined ? { spool: values.spool } : {}),
+    },
     json,
     args,
   };

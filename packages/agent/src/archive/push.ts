@@ -1,4 +1,5 @@
 import { archivePush, type ArchivePushResult, type Logger } from '@strata/core/base';
+import { StrataError } from '@strata/core/errors';
 import { loadClusterContext, openRepositoryFor, type GlobalFlags } from '../cli/context.js';
 import { asyncTargetOf, pushAsync } from './asyncClient.js';
 import { writeCachedTarget } from './targetCache.js';
@@ -10,6 +11,11 @@ export async function runArchivePush(flags: GlobalFlags, walPath: string, logger
     const target = asyncTargetOf(ctx, flags);
     writeCachedTarget(flags, target, ctx.loaded.text);
     return pushAsync(target, walPath, flags, logger);
+  }
+  if (flags.spool !== undefined) {
+    throw new StrataError('InvalidArgument', '--spool is only for asynchronous archiving, and archive.async is off in the config', {
+      hint: "use archive_command = 'strata archive-push %p' (without strata-archive-push and --spool), or set archive.async: true",
+    });
   }
   const repo = await openRepositoryFor(ctx, flags, logger);
   const result = await archivePush({

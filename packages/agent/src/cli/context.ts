@@ -9,6 +9,8 @@ export interface GlobalFlags {
   cluster?: string;
   repo?: string;
   'log-level'?: LogLevel;
+  /** archive-push only: the spool the sh fast path (bin/strata-archive-push) answered from; checked against the config's. */
+  spool?: string;
 }
 
 export interface ClusterContext {

@@ -18,15 +18,30 @@ export type BlockJob =
     }
   | { op: 'compress'; slot: number; length: number }
   /** Decompress the slot's `length` compressed bytes into its input area and digest the pages. */
-  | { op: 'decompress'; slot: number; length: number };
+  | { op: 'decompress'; slot: number; length: number }
+  | {
+      /**
+       * Delta restore: read the first `length` bytes of `path` in order (in the worker's own
+       * buffer, no slot); with `expected` (the manifest's page digests of a `size`-byte file)
+       * report the pages that differ; with `sha256`, the sha256 of the bytes read — given up at
+       * the first differing page, as the file will change.
+       */
+      op: 'digestFile';
+      path: string;
+      length: number;
+      expected?: { hashes: Uint8Array; size: number };
+      sha256: boolean;
+    };
 
 export interface BlockResult {
   /** Raw bytes read or decompressed. */
   bytes: number;
   /** Compressed bytes in the slot's output area (-1: not compressed). */
   compressed: number;
-  /** Incremental reads: indices (within the chunk) of pages that differ from the parent. */
+  /** Incremental reads: indices (within the chunk) of pages that differ from the parent; digestFile: within the file. */
   changed?: number[];
+  /** digestFile: hex sha256 of the bytes read (absent once a page differed). */
+  sha256?: string;
   /** The file does not exist (any more). */
   missing?: boolean;
   /** A read failed: errno code and message, rethrown on the main thread. */

@@ -2,6 +2,7 @@
  * A block worker thread: reads, digests, compresses and decompresses super blocks in the slots it
  * shares with the main thread, so the main thread only schedules and writes.
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -68,7 +69,58 @@ function read(job: Extract<BlockJob, { op: 'read' }>): BlockResult {
   return result;
 }
 
+/** digestFile's read buffer and its page digests: the worker's own, allocated once. */
+let fileBuffer: Buffer | undefined;
+let fileDigests: Buffer | undefined;
+
+function digestFile(job: Extract<BlockJob, { op: 'digestFile' }>): BlockResult {
+  let fd: number;
+  try {
+    fd = fs.openSync(job.path, 'r');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ENOENT') return { bytes: 0, compressed: -1, missing: true };
+    return { bytes: 0, compressed: -1, ioError: { code: e.code ?? 'EIO', message: e.message } };
+  }
+  const buf = (fileBuffer ??= Buffer.allocUnsafe(1024 * 1024 - ((1024 * 1024) % pageSize)));
+  const digests = (fileDigests ??= Buffer.alloc((buf.length / pageSize) * PAGE_HASH_BYTES));
+  const sha = job.sha256 ? createHash('sha256') : undefined;
+  const changed: number[] = [];
+  let bytes = 0;
+  try {
+    while (bytes < job.length) {
+      const n = fs.readSync(fd, buf, 0, Math.min(buf.length, job.length - bytes), bytes);
+      if (n === 0) break;
+      if (job.expected) {
+        const { hashes, size } = job.expected;
+        hashPages(buf.subarray(0, n), pageSize, digests, 0);
+        for (let off = 0, i = 0; off < n; off += pageSize, i++) {
+          const page = (bytes + off) / pageSize;
+          const at = page * PAGE_HASH_BYTES;
+          // A page cut short by the old size differs, whatever its digest.
+          const same =
+            Math.min(pageSize, n - off) === Math.min(pageSize, size - page * pageSize) &&
+            Buffer.compare(digests.subarray(i * PAGE_HASH_BYTES, (i + 1) * PAGE_HASH_BYTES), hashes.subarray(at, at + PAGE_HASH_BYTES)) ===
+              0;
+          if (!same) changed.push(page);
+        }
+      }
+      if (changed.length === 0) sha?.update(buf.subarray(0, n));
+      bytes += n;
+      // Reads are whole buffers (a multiple of the page size) until the last one.
+      if (n < Math.min(buf.length, job.length - (bytes - n))) break;
+    }
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    return { bytes: 0, compressed: -1, ioError: { code: e.code ?? 'EIO', message: e.message } };
+  } finally {
+    fs.closeSync(fd);
+  }
+  return { bytes, compressed: -1, changed, ...(sha && changed.length === 0 ? { sha256: sha.digest('hex') } : {}) };
+}
+
 function run(job: BlockJob): BlockResult {
+  if (job.op === 'digestFile') return digestFile(job);
   const slot = slots[job.slot]!;
   switch (job.op) {
     case 'read':

@@ -16,9 +16,9 @@ function repo(name: string, media: string, site: string, backend: StorageBackend
 }
 
 /** A committed backup (fresh) and two WAL files; `walFiles` limits how many this copy holds. */
-async function seed(r: Repository, walFiles = 2): Promise<void> {
+async function seed(r: Repository, walFiles = 2, stopTime = new Date()): Promise<void> {
   await r.put(keys.pack('main', LABEL, 0), Buffer.from('pack'));
-  await r.putSealed(keys.manifest('main', LABEL), 'manifest', { label: LABEL, stopTime: new Date().toISOString() }, 'zstd');
+  await r.putSealed(keys.manifest('main', LABEL), 'manifest', { label: LABEL, stopTime: stopTime.toISOString() }, 'zstd');
   for (let i = 1; i <= walFiles; i++)
     await r.put(keys.walObject('main', `00000001000000000000000${i}`, String(i).repeat(64), 'zst'), Buffer.from('w'));
 }
@@ -70,7 +70,7 @@ describe('runCheck: the 3-2-1 verdict counted from what each repository holds', 
 
   it('reports an unreachable repository and an old newest backup', async () => {
     const local = repo('local', 'disk', 'onsite');
-    await seed(local);
+    await seed(local, 2, new Date(Date.now() - 2 * 3_600_000));
     const dead = repo('cloud', 'object', 'offsite', chaosBackend(new MemoryBackend(), { failEvery: 1, retryable: false }));
     const r = await runCheck({
       clusterName: 'main',
@@ -78,7 +78,7 @@ describe('runCheck: the 3-2-1 verdict counted from what each repository holds', 
       config: config(['local', 'cloud']),
       copies: [local, dead],
       archiveCheck: false,
-      maxBackupAgeHours: 0.000001,
+      maxBackupAgeHours: 1,
     });
     expect(r.repositories[1]).toMatchObject({ reachable: false, counted: false });
     expect(r.problems.join('\n')).toMatch(/"cloud" is unreachable/);

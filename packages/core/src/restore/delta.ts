@@ -1,4 +1,5 @@
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import type { Stats } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { StrataError } from '../errors/index.js';
@@ -6,8 +7,7 @@ import type { ManifestFile } from '../manifest/types.js';
 import { PAGE_HASH_BYTES, hashPages, pageCount } from '../blocks/pageHash.js';
 import { FrameReader, hashFile, restoreFile, restorePages, setMetadata } from './fileRestorer.js';
 import type { BlockPool } from '../pipeline/BlockPool.js';
-import { ownSlice, type BlockResult } from '../pipeline/blockJobs.js';
-import type { Slot } from '../pipeline/slots.js';
+import { ownSlice } from '../pipeline/blockJobs.js';
 
 export interface DeltaOptions {
   chown: boolean;
@@ -34,16 +34,15 @@ export async function deltaRestoreFile(
     return 'restored';
   }
   const size = file.size ?? 0;
-  if (opts.force && st.size === size && Math.floor(st.mtimeMs) === file.mtime) {
-    await setMetadata(dest, file, opts);
-    return 'kept';
-  }
+  // A kept file whose mode, owner and mtime already match needs no system call more.
+  const keep = async () => {
+    if (!metadataMatches(st, file, opts)) await setMetadata(dest, file, opts);
+    return 'kept' as const;
+  };
+  if (opts.force && st.size === size && Math.floor(st.mtimeMs) === file.mtime) return keep();
   if (!file.blockMap) {
     // One frame or empty: compare the whole file, rewrite it if it differs.
-    if (st.size === size && (await sha256Of(dest)) === file.sha256) {
-      await setMetadata(dest, file, opts);
-      return 'kept';
-    }
+    if (st.size === size && (await sha256Of(dest, size, reader.pool)) === file.sha256) return keep();
     await fs.rm(dest);
     await restoreFile(file, dest, reader, opts);
     return 'restored';
@@ -51,79 +50,81 @@ export async function deltaRestoreFile(
   const map = await reader.blockMap(file.blockMap, file.path);
   const pages = pageCount(size, map.pageSize);
   const expected = Buffer.from(map.hashes, 'base64');
-  const handle = await fs.open(dest, 'r+');
-  try {
-    const comparable = Math.min(st.size, size);
-    const { differ, same, sha } = reader.pool
-      ? await comparePagesInPool(dest, comparable, size, map.pageSize, expected, reader.pool)
-      : await comparePages(handle, comparable, size, map.pageSize, expected);
-    if (st.size !== size) await handle.truncate(size);
-    if (same < pages) await restorePages(file, size, handle, reader, createHash('sha256'), differ);
-    // Unchanged and whole: the compare pass already hashed every byte, in order.
-    const digest = same === pages && st.size === size && sha ? sha.digest('hex') : await sha256OfHandle(handle, size);
-    if (digest !== file.sha256) {
-      throw new StrataError('Integrity', `${file.path}: after delta restore the file does not match the manifest's checksum`, {
-        hint: 'run a restore without --delta into an empty directory',
-      });
+  const comparable = Math.min(st.size, size);
+  const { differ, same, sha256 } = reader.pool
+    ? await comparePagesInPool(dest, comparable, size, map.pageSize, expected, reader.pool)
+    : await comparePages(dest, comparable, size, map.pageSize, expected);
+  const patched = same < pages || st.size !== size;
+  if (patched) {
+    const handle = await fs.open(dest, 'r+');
+    try {
+      if (st.size !== size) await handle.truncate(size);
+      if (same < pages) await restorePages(file, size, handle, reader, differ);
+    } finally {
+      await handle.close();
     }
-    await handle.sync();
-    const patched = same < pages || st.size !== size;
-    await handle.close();
-    await setMetadata(dest, file, opts);
-    return patched ? 'patched' : 'kept';
-  } finally {
-    await handle.close().catch(() => undefined);
   }
+  // Unchanged and whole: the compare pass already hashed every byte, in order.
+  const digest = !patched && sha256 !== undefined ? sha256 : await sha256Of(dest, size, reader.pool);
+  if (digest !== file.sha256) {
+    throw new StrataError('Integrity', `${file.path}: after delta restore the file does not match the manifest's checksum`, {
+      hint: 'run a restore without --delta into an empty directory',
+    });
+  }
+  if (!patched) return keep();
+  await setMetadata(dest, file, opts);
+  return 'patched';
 }
 
-async function sha256OfHandle(handle: fs.FileHandle, size: number): Promise<string> {
-  const sha = createHash('sha256');
-  await hashFile(handle, size, sha);
-  return sha.digest('hex');
+function metadataMatches(st: Stats, file: ManifestFile, opts: DeltaOptions): boolean {
+  return (
+    (st.mode & 0o7777) === file.mode &&
+    Math.floor(st.mtimeMs) === file.mtime &&
+    (!opts.chown || (st.uid === file.uid && st.gid === file.gid))
+  );
 }
 
 interface Comparison {
   /** 1 for each page to fetch. */
   differ: Uint8Array;
   same: number;
-  /** sha256 of the bytes compared, when they were hashed in order. */
-  sha?: Hash;
+  /** sha256 of the bytes compared, when they were hashed in order and none differed. */
+  sha256?: string;
 }
 
 /** Digests the existing file's pages on this thread and marks those that differ from `expected`. */
-async function comparePages(
-  handle: fs.FileHandle,
-  comparable: number,
-  size: number,
-  pageSize: number,
-  expected: Buffer,
-): Promise<Comparison> {
+async function comparePages(dest: string, comparable: number, size: number, pageSize: number, expected: Buffer): Promise<Comparison> {
   const pages = pageCount(size, pageSize);
   const differ = new Uint8Array(pages).fill(1);
   const buf = Buffer.allocUnsafe(1024 * 1024);
   const digest = Buffer.alloc(PAGE_HASH_BYTES);
   let same = 0;
-  for (let pos = 0; pos < comparable;) {
-    const { bytesRead } = await handle.read(buf, 0, Math.min(buf.length, comparable - pos), pos);
-    if (bytesRead === 0) break;
-    for (let off = 0; off < bytesRead; off += pageSize) {
-      const page = (pos + off) / pageSize;
-      const len = Math.min(pageSize, size - page * pageSize);
-      if (off + len > bytesRead) break; // a page cut short by the old size: fetch it
-      hashPages(buf.subarray(off, off + len), pageSize, digest, 0);
-      if (digest.equals(expected.subarray(page * PAGE_HASH_BYTES, (page + 1) * PAGE_HASH_BYTES))) {
-        differ[page] = 0;
-        same++;
+  const handle = await fs.open(dest, 'r');
+  try {
+    for (let pos = 0; pos < comparable;) {
+      const { bytesRead } = await handle.read(buf, 0, Math.min(buf.length, comparable - pos), pos);
+      if (bytesRead === 0) break;
+      for (let off = 0; off < bytesRead; off += pageSize) {
+        const page = (pos + off) / pageSize;
+        const len = Math.min(pageSize, size - page * pageSize);
+        if (off + len > bytesRead) break; // a page cut short by the old size: fetch it
+        hashPages(buf.subarray(off, off + len), pageSize, digest, 0);
+        if (digest.equals(expected.subarray(page * PAGE_HASH_BYTES, (page + 1) * PAGE_HASH_BYTES))) {
+          differ[page] = 0;
+          same++;
+        }
       }
+      pos += bytesRead;
     }
-    pos += bytesRead;
+  } finally {
+    await handle.close();
   }
   return { differ, same };
 }
 
 /**
- * The same in the block pool: workers read and digest super blocks of the existing file (two at a
- * time per file) while this thread hashes the whole file in order, so an unchanged file is read once.
+ * The same in a block worker, which reads the whole file once, in order, and also computes its
+ * sha256 (until a page differs): nothing per byte on this thread, which schedules the other files.
  */
 async function comparePagesInPool(
   dest: string,
@@ -135,72 +136,32 @@ async function comparePagesInPool(
 ): Promise<Comparison> {
   const pages = pageCount(size, pageSize);
   const differ = new Uint8Array(pages).fill(1);
-  const sha = createHash('sha256');
-  const sbSize = pool.slots.layout.inSize;
-  let same = 0;
-  let inOrder = true;
-  const queue: { slot: Slot; position: number; job: Promise<BlockResult> }[] = [];
-  let next = 0;
-  const fill = async () => {
-    while (next < comparable && queue.length < 2) {
-      const slot = queue.length === 0 ? await pool.acquire() : pool.tryAcquire();
-      if (!slot) return;
-      const position = next;
-      next += sbSize;
-      const first = position / pageSize;
-      const length = Math.min(sbSize, comparable - position);
-      const job = pool.run({
-        op: 'read',
-        slot: slot.index,
-        path: dest,
-        position,
-        length,
-        compress: false,
-        parent: {
-          hashes: ownSlice(expected, first * PAGE_HASH_BYTES, (first + sbSize / pageSize) * PAGE_HASH_BYTES),
-          size: size - position,
-        },
-      });
-      job.catch(() => undefined);
-      queue.push({ slot, position, job });
-    }
-  };
-  try {
-    await fill();
-    while (queue.length > 0) {
-      const chunk = queue[0]!;
-      const r = await chunk.job;
-      if (r.ioError) throw Object.assign(new Error(`cannot read ${dest}: ${r.ioError.message}`), { code: r.ioError.code });
-      const first = chunk.position / pageSize;
-      const changed = new Set(r.changed ?? []);
-      // The worker counts a page cut short by the old size as changed: it is fetched.
-      for (let i = 0; i * pageSize < r.bytes; i++) {
-        if (!changed.has(i)) {
-          differ[first + i] = 0;
-          same++;
-        }
-      }
-      if (inOrder) sha.update(chunk.slot.input.subarray(0, r.bytes));
-      if (r.bytes < Math.min(sbSize, comparable - chunk.position)) inOrder = false;
-      queue.shift();
-      pool.release(chunk.slot);
-      await fill();
-    }
-  } finally {
-    for (const chunk of queue.splice(0)) {
-      await chunk.job.catch(() => undefined);
-      pool.release(chunk.slot);
-    }
-  }
-  return { differ, same, ...(inOrder ? { sha } : {}) };
+  const r = await pool.run({
+    op: 'digestFile',
+    path: dest,
+    length: comparable,
+    expected: { hashes: ownSlice(expected, 0, expected.length), size },
+    sha256: true,
+  });
+  if (r.ioError) throw Object.assign(new Error(`cannot read ${dest}: ${r.ioError.message}`), { code: r.ioError.code });
+  const read = pageCount(r.bytes, pageSize);
+  for (let page = 0; page < read; page++) differ[page] = 0;
+  for (const page of r.changed ?? []) differ[page] = 1;
+  const same = read - (r.changed?.length ?? 0);
+  return { differ, same, ...(r.sha256 !== undefined && r.bytes === size ? { sha256: r.sha256 } : {}) };
 }
 
-async function sha256Of(file: string): Promise<string> {
+/** sha256 of the first `size` bytes of `file`: in a block worker when there is a pool. */
+async function sha256Of(file: string, size: number, pool: BlockPool | undefined): Promise<string> {
+  if (pool) {
+    const r = await pool.run({ op: 'digestFile', path: file, length: size, sha256: true });
+    if (r.ioError) throw Object.assign(new Error(`cannot read ${file}: ${r.ioError.message}`), { code: r.ioError.code });
+    return r.sha256!;
+  }
   const handle = await fs.open(file, 'r');
   try {
     const sha = createHash('sha256');
-    const st = await handle.stat();
-    await hashFile(handle, st.size, sha);
+    await hashFile(handle, size, sha);
     return sha.digest('hex');
   } finally {
     await handle.close();

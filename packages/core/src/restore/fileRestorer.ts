@@ -1,4 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
+import { readSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { StrataError, isStrataError } from '../errors/index.js';
 import { keys } from '../repository/keys.js';
@@ -9,19 +10,21 @@ import { PAGE_HASH_BYTES, hashPages, pageCount } from '../blocks/pageHash.js';
 import { BlockMapReader } from '../blocks/BlockMapReader.js';
 import { pageOwners, pagesOf } from '../blocks/superBlocks.js';
 import type { BlockPool } from '../pipeline/BlockPool.js';
+import { Permits } from '../pipeline/Permits.js';
 
 /** Reads frames and block maps of one backup chain, checking every checksum on the way. */
 export class FrameReader {
   private readonly maps: BlockMapReader;
   bytesFetched = 0;
   /**
-   * Full restore: fetch this many bytes of a pack from a frame on and serve the frames that follow
+   * Full restore: fetch packs in aligned windows of this many bytes and serve the frames inside
    * from memory (frames of small files lie side by side), instead of one ranged read each. Off for
    * delta restore, which fetches only what differs.
    */
   readAhead = 0;
-  private readonly windows = new Map<string, { start: number; data: Buffer }[]>();
-  private windowCount = 0;
+  private readonly windows = new Map<string, Promise<Buffer>>();
+  /** Frames in flight across all files (see Permits): never more than the pool's slots. */
+  readonly inFlight: Permits;
 
   constructor(
     private readonly repo: Repo,
@@ -30,6 +33,7 @@ export class FrameReader {
     readonly pool?: BlockPool,
   ) {
     this.maps = new BlockMapReader(repo, manifest.cluster, manifest.label);
+    this.inFlight = new Permits(pool?.slots.layout.slots ?? 4);
   }
 
   /** Page size the pool digests with (0 without a pool). */
@@ -102,28 +106,44 @@ export class FrameReader {
   }
 
   private async fetch(copy: Repository, key: string, ref: FrameRef): Promise<Buffer> {
-    const end = ref.offset + ref.length;
-    const cacheKey = `${copy.name}\0${key}`;
-    const hit = this.windows.get(cacheKey)?.find((w) => ref.offset >= w.start && end <= w.start + w.data.length);
-    if (hit) return hit.data.subarray(ref.offset - hit.start, end - hit.start);
-    const want = Math.max(ref.length, this.readAhead);
-    // A range past the end of the object returns what there is.
-    const data = await copy.getBuffer(key, { range: { start: ref.offset, end: ref.offset + want } });
-    this.bytesFetched += data.length;
-    if (want > ref.length && data.length >= ref.length) {
-      // A few windows (one per restoring lane or so), the oldest dropped first: memory stays bounded.
-      if (this.windowCount >= 8) {
-        const [oldestKey, list] = this.windows.entries().next().value!;
-        list.shift();
-        this.windowCount--;
-        if (list.length === 0) this.windows.delete(oldestKey);
-      }
-      const list = this.windows.get(cacheKey) ?? [];
-      this.windows.delete(cacheKey);
-      this.windows.set(cacheKey, [...list, { start: ref.offset, data }]);
-      this.windowCount++;
+    const chunk = this.readAhead;
+    if (chunk <= 0) {
+      const data = await copy.getBuffer(key, { range: { start: ref.offset, end: ref.offset + ref.length } });
+      this.bytesFetched += data.length;
+      return data;
     }
-    return data.length > ref.length ? data.subarray(0, ref.length) : data;
+    // Aligned windows: every byte of a pack is fetched once while its window is cached, whichever
+    // lane asks first and in whatever order the frames are asked for.
+    const end = ref.offset + ref.length;
+    const parts: Buffer[] = [];
+    for (let start = Math.floor(ref.offset / chunk) * chunk; start < end; start += chunk) {
+      const window = await this.window(copy, key, start, chunk);
+      parts.push(window.subarray(Math.max(0, ref.offset - start), Math.max(0, end - start)));
+      // A window cut short is the end of the object: the caller reports the frame short.
+      if (window.length < chunk) break;
+    }
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  }
+
+  /** One aligned window of a pack, from the cache (the most recently used 8 are kept) or fetched once. */
+  private window(copy: Repository, key: string, start: number, chunk: number): Promise<Buffer> {
+    // Per copy: a frame retried from another copy never comes from the failed copy's window.
+    const id = `${start} ${copy.name}\0${key}`;
+    const cached = this.windows.get(id);
+    if (cached) {
+      this.windows.delete(id);
+      this.windows.set(id, cached);
+      return cached;
+    }
+    // A range past the end of the object returns what there is.
+    const fetching = copy.getBuffer(key, { range: { start, end: start + chunk } }).then((data) => {
+      this.bytesFetched += data.length;
+      return data;
+    });
+    this.windows.set(id, fetching);
+    fetching.catch(() => this.windows.delete(id));
+    if (this.windows.size > 8) this.windows.delete(this.windows.keys().next().value!);
+    return fetching;
   }
 
   corrupt(key: string, ref: FrameRef, what: string, why: string, cause?: unknown, copy: Repo = this.repo): StrataError {
@@ -137,56 +157,63 @@ export class FrameReader {
 
 /**
  * Restores one regular file to `dest` (created exclusively), verifying each page's digest and the
- * whole file's sha256 before its metadata is set.
+ * whole file's sha256 before its metadata is set (through the open handle: no path lookups).
+ *
+ * File system calls stay asynchronous: in libuv's thread pool they run on the other core, while
+ * this thread — the one that verifies, hashes and dispatches — is the restore's critical path
+ * (docs/performance.md: creating a file costs ~0.5 ms of kernel time here).
  */
 export async function restoreFile(file: ManifestFile, dest: string, reader: FrameReader, opts: { chown: boolean }): Promise<number> {
   const handle = await fs.open(dest, 'wx+', 0o600);
   const size = file.size ?? 0;
   try {
-    let sha = createHash('sha256');
     let written = 0;
+    let digest: string | undefined;
     if (file.data) {
+      const sha = createHash('sha256');
       written = await reader.withFrame(file.data, size, file.path, async (data) => {
         sha.update(data);
         await writeAll(handle, data, 0);
         return data.length;
       });
+      digest = sha.digest('hex');
     } else if (file.blockMap) {
-      const result = await restorePages(file, size, handle, reader, sha);
+      const result = await restorePages(file, size, handle, reader);
       written = result.written;
-      // Pages of a backup chain arrive out of order: hash the file as it now is on disk.
-      if (!result.inOrder) {
-        sha = createHash('sha256');
-        await hashFile(handle, size, sha);
-      }
-    }
+      digest = result.sha256;
+    } else digest = createHash('sha256').digest('hex');
     if (written !== size) throw new StrataError('Integrity', `${file.path}: restored ${written} bytes, the manifest records ${size}`);
-    if (file.sha256 && sha.digest('hex') !== file.sha256) {
+    if (file.sha256 && digest !== file.sha256) {
       throw new StrataError('Integrity', `${file.path}: checksum of the restored file does not match the manifest`, {
         hint: 'the repository is damaged; restore from another copy',
       });
     }
+    await setMetadataOfHandle(handle, file, opts);
   } finally {
     await handle.close();
   }
-  await setMetadata(dest, file, opts);
   return size;
 }
 
 /**
  * Writes every page from the super block that holds its current content, fetching each needed
- * super block exactly once and checking each page's digest. Hashes into `sha` while pages arrive
- * in file order (a full backup); says so in `inOrder`.
+ * super block exactly once and checking each page's digest. Several super blocks of the file are
+ * fetched and decompressed at once (up to the reader's free permits); they are verified and
+ * written one after another, in the order of the first page each holds.
+ *
+ * Without `only` every page is written, and the file's sha256 is computed on the way: pages are
+ * hashed in file order as soon as all pages before them are written — from the frame in memory,
+ * or read back from the file for pages an earlier frame wrote (a backup chain's frames hold pages
+ * out of order). With `only` (delta restore) just those pages are written and no sha256 is computed.
  */
 export async function restorePages(
   file: ManifestFile,
   size: number,
   handle: fs.FileHandle,
   reader: FrameReader,
-  sha: Hash,
   /** Delta restore: only these pages are written (and only their super blocks fetched). */
   only?: Uint8Array,
-): Promise<{ written: number; inOrder: boolean }> {
+): Promise<{ written: number; sha256?: string }> {
   const map = await reader.blockMap(file.blockMap!, file.path);
   const { pageSize } = map;
   const pages = pageCount(size, pageSize);
@@ -198,54 +225,170 @@ export async function restorePages(
   const orphan = owners.indexOf(-1);
   if (orphan >= 0) throw new StrataError('Integrity', `block map entry for ${file.path} holds no copy of page ${orphan}`);
   const wanted = (page: number) => !only || only[page] === 1;
+  const hasher = only ? undefined : new OrderedHash(handle, size, pageSize, pages);
   const digest = Buffer.alloc(PAGE_HASH_BYTES);
   let written = 0;
-  let nextInOrder = 0;
-  // Super blocks in the order of the first page they hold.
-  for (const index of new Set(owners.filter((_, page) => wanted(page)))) {
+
+  /** Verifies and writes the pages `index` owns from its decompressed frame; returns the bytes written. */
+  const writeFrame = async (index: number, data: Buffer, workerDigests: Buffer | undefined): Promise<number> => {
     const sb = map.superBlocks[index]!;
     const framePages = pagesOf(sb);
-    const frameSize = sb.size ?? Math.min(sb.count * pageSize, size - sb.first * pageSize);
-    written += await reader.withFrame(sb, frameSize, file.path, async (data, workerDigests) => {
-      const digests = pageSize === reader.pageSize ? workerDigests : undefined;
-      let run: { from: number; page: number; len: number } | undefined;
-      let frameWritten = 0;
-      const flush = async () => {
-        if (!run) return;
-        await writeAll(handle, data.subarray(run.from, run.from + run.len), run.page * pageSize);
-        run = undefined;
-      };
+    const digests = pageSize === reader.pageSize ? workerDigests : undefined;
+    let run: { from: number; page: number; len: number } | undefined;
+    let frameWritten = 0;
+    const writes: Promise<void>[] = [];
+    const flush = () => {
+      if (!run) return;
+      writes.push(writeAll(handle, data.subarray(run.from, run.from + run.len), run.page * pageSize));
+      run = undefined;
+    };
+    const pagesLoop = () => {
       for (let k = 0; k < framePages.length; k++) {
         const page = framePages[k]!;
         if (page >= pages || owners[page] !== index || !wanted(page)) continue;
         const from = k * pageSize;
         const len = Math.min(pageSize, size - page * pageSize);
         if (from + len > data.length) throw reader.corrupt(reader.packKey(sb), sb, file.path, `page ${page} is cut short`);
-        const bytes = data.subarray(from, from + len);
         // A worker digested the frame's pages; a short page in mid-frame cannot be (frames are whole pages but the file's last).
-        const got =
-          digests && (len === pageSize || from + len === data.length)
-            ? digests.subarray(k * PAGE_HASH_BYTES, (k + 1) * PAGE_HASH_BYTES)
-            : (hashPages(bytes, pageSize, digest, 0), digest);
-        if (!got.equals(expected.subarray(page * PAGE_HASH_BYTES, (page + 1) * PAGE_HASH_BYTES))) {
+        // (Offsets into the digest buffers rather than subarrays: no garbage per page.)
+        const fromWorker = digests !== undefined && (len === pageSize || from + len === data.length);
+        if (!fromWorker) hashPages(data.subarray(from, from + len), pageSize, digest, 0);
+        const [got, at] = fromWorker ? [digests, k * PAGE_HASH_BYTES] : [digest, 0];
+        if (expected.compare(got, at, at + PAGE_HASH_BYTES, page * PAGE_HASH_BYTES, (page + 1) * PAGE_HASH_BYTES) !== 0) {
           throw reader.corrupt(reader.packKey(sb), sb, file.path, `page ${page} does not match its digest`);
         }
-        if (nextInOrder === page) {
-          sha.update(bytes);
-          nextInOrder++;
-        } else nextInOrder = -1;
         if (run && run.from + run.len === from && run.page + run.len / pageSize === page) run.len += len;
         else {
-          await flush();
+          flush();
           run = { from, page, len };
         }
+        hasher?.written(page, data, from);
         frameWritten += len;
       }
-      await flush();
-      return frameWritten;
-    });
+    };
+    try {
+      pagesLoop();
+    } catch (err) {
+      // A damaged page: the writes already issued (verified pages) finish before the frame's
+      // buffer is released, or a retry from another copy could be overwritten by them.
+      await Promise.allSettled(writes);
+      throw err;
+    }
+    flush();
+    await settleAll(writes);
+    hasher?.advance();
+    return frameWritten;
+  };
+
+  // Super blocks in the order of the first page they hold; each waits for the one before it
+  // (`turn`) to be written, so pages are verified, written and hashed in a fixed order.
+  const order = [...new Set(Array.from(owners).filter((_, page) => wanted(page)))];
+  const running: Promise<void>[] = [];
+  let failure: { err: unknown } | undefined;
+  let turn = Promise.resolve();
+  for (const index of order) {
+    await reader.inFlight.acquire();
+    if (failure) {
+      reader.inFlight.release();
+      break;
+    }
+    const sb = map.superBlocks[index]!;
+    const frameSize = sb.size ?? Math.min(sb.count * pageSize, size - sb.first * pageSize);
+    const previous = turn;
+    let done!: () => void;
+    turn = new Promise((resolve) => (done = resolve));
+    const task = (async () => {
+      try {
+        const n = await reader.withFrame(sb, frameSize, file.path, async (data, workerDigests) => {
+          await previous;
+          return failure ? 0 : writeFrame(index, data, workerDigests);
+        });
+        written += n;
+      } catch (err) {
+        failure ??= { err };
+      } finally {
+        done();
+        reader.inFlight.release();
+      }
+    })();
+    running.push(task);
   }
-  return { written, inOrder: nextInOrder === pages };
+  await Promise.all(running);
+  if (failure) throw failure.err;
+  return { written, ...(hasher ? { sha256: hasher.digest() } : {}) };
+}
+
+/**
+ * sha256 of a file whose pages are written in any order: pages are hashed in file order as soon
+ * as every page before them is written — from the frame being written when it holds them, read
+ * back from the file (the page cache) when an earlier frame wrote them.
+ */
+class OrderedHash {
+  private readonly sha = createHash('sha256');
+  private readonly done: Uint8Array;
+  /** Pages of the frame being written: page → offset in `data`. */
+  private readonly inFrame = new Map<number, number>();
+  private data: Buffer | undefined;
+  private next = 0;
+  private readBack: Buffer | undefined;
+
+  constructor(
+    private readonly handle: fs.FileHandle,
+    private readonly size: number,
+    private readonly pageSize: number,
+    private readonly pages: number,
+  ) {
+    this.done = new Uint8Array(pages);
+  }
+
+  written(page: number, data: Buffer, from: number): void {
+    this.done[page] = 1;
+    this.data = data;
+    this.inFrame.set(page, from);
+  }
+
+  /** Hashes every page now complete in order; forgets the frame. */
+  advance(): void {
+    const { pageSize } = this;
+    while (this.next < this.pages && this.done[this.next] === 1) {
+      const from = this.inFrame.get(this.next);
+      if (from !== undefined) {
+        // A run of pages that lie side by side in the frame.
+        let end = this.next + 1;
+        while (end < this.pages && this.inFrame.get(end) === from + (end - this.next) * pageSize) end++;
+        const len = Math.min(end * pageSize, this.size) - this.next * pageSize;
+        this.sha.update(this.data!.subarray(from, from + len));
+        this.next = end;
+      } else {
+        // Written earlier by another frame: read the run back.
+        let end = this.next + 1;
+        while (end < this.pages && this.done[end] === 1 && !this.inFrame.has(end)) end++;
+        this.hashFromFile(this.next * pageSize, Math.min(end * pageSize, this.size));
+        this.next = end;
+      }
+    }
+    this.inFrame.clear();
+    this.data = undefined;
+  }
+
+  digest(): string {
+    return this.sha.digest('hex');
+  }
+
+  /**
+   * Synchronous: these are pages just written (in the page cache), a few microseconds each, where
+   * a thread-pool round trip costs ten times more — and a chain restore reads back every page an
+   * incremental changed, one at a time.
+   */
+  private hashFromFile(start: number, end: number): void {
+    this.readBack ??= Buffer.allocUnsafe(1024 * 1024);
+    for (let pos = start; pos < end;) {
+      const n = readSync(this.handle.fd, this.readBack, 0, Math.min(this.readBack.length, end - pos), pos);
+      if (n === 0) throw new StrataError('Integrity', `restored file is shorter than its ${this.size} bytes`);
+      this.sha.update(this.readBack.subarray(0, n));
+      pos += n;
+    }
+  }
 }
 
 export async function hashFile(handle: fs.FileHandle, size: number, sha: Hash): Promise<void> {
@@ -270,10 +413,25 @@ export async function setMetadata(dest: string, file: ManifestFile, opts: { chow
   }
 }
 
+/** The same through an open regular file's handle (no path lookups). */
+export async function setMetadataOfHandle(handle: fs.FileHandle, file: ManifestFile, opts: { chown: boolean }): Promise<void> {
+  if (opts.chown) await handle.chown(file.uid, file.gid);
+  await handle.chmod(file.mode);
+  const t = (file.mtime + 0.5) / 1000;
+  await handle.utimes(t, t);
+}
+
 /** handle.write may write less than asked; loop until all of `data` is at `position`. */
 async function writeAll(handle: fs.FileHandle, data: Buffer, position: number): Promise<void> {
   for (let done = 0; done < data.length;) {
     const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
     done += bytesWritten;
   }
+}
+
+/** Waits for every promise, then throws the first failure (none is left unhandled). */
+async function settleAll(promises: Promise<void>[]): Promise<void> {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }

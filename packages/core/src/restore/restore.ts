@@ -65,15 +65,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
   log.info({ label: manifest.label }, 'restoring backup');
   const pgdata = path.resolve(opts.pgdata);
   const locations = tablespaceLocations(manifest, opts.tablespaceMap ?? {});
-  if (opts.delta) await assertNotRunning(pgdata);
-  else {
-    await assertEmptyTarget(pgdata, 'the target data directory');
-    for (const loc of locations.values()) await assertEmptyTarget(loc, 'tablespace location');
-  }
-  await assertConsistencyWal(repo, manifest);
-  log.debug({ label: manifest.label, ms: Date.now() - started }, 'consistency WAL verified');
-
-  await fs.mkdir(pgdata, { recursive: true, mode: 0o700 });
+  // The worker threads start (load zstd and xxhash) while the checks below run.
   const processMax = opts.processMax ?? defaultProcessMax();
   const compressor = repo.compressor(manifest.options.compression);
   const pool = new BlockPool({
@@ -83,6 +75,14 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     ...(compressor.parallel ?? { codec: 'none', level: 0 }),
   });
   try {
+    if (opts.delta) await assertNotRunning(pgdata);
+    else {
+      await assertEmptyTarget(pgdata, 'the target data directory');
+      for (const loc of locations.values()) await assertEmptyTarget(loc, 'tablespace location');
+    }
+    await assertConsistencyWal(repo, manifest);
+    log.debug({ label: manifest.label, ms: Date.now() - started }, 'consistency WAL verified');
+    await fs.mkdir(pgdata, { recursive: true, mode: 0o700 });
     return await restoreWithPool(opts, manifest, pgdata, locations, pool, started);
   } catch (err) {
     // The targets were empty: a failed restore leaves them so, with no partial (or, from an
@@ -132,7 +132,12 @@ async function restoreWithPool(
   let pgControl: ManifestFile | undefined;
   // Files are restored several at once; directories and links are made in manifest order first.
   const lanes = new Lanes(pool.size * 2);
-  for (const file of manifest.files) {
+  // Delta: the largest files first. Each is compared by one block worker, in one pass; started
+  // last, the biggest file would leave the other workers idle while it is read.
+  // Directories and links keep their manifest order, ahead of the files (a stable sort).
+  const weight = (f: ManifestFile) => (f.type === 'file' ? (f.size ?? 0) : Infinity);
+  const ordered = delta ? [...manifest.files].sort((a, b) => weight(b) - weight(a)) : manifest.files;
+  for (const file of ordered) {
     if (lanes.failed) break;
     const dest = path.join(pgdata, ...file.path.split('/'));
     if (!dest.startsWith(pgdata + path.sep)) throw new StrataError('Integrity', `manifest path "${file.path}" escapes the data directory`);

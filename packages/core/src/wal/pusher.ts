@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import type { Logger } from '../logger.js';
 import { noopLogger } from '../logger.js';
 import type { ArchivePushResult } from './archive.js';
-import { fileIdentity, type ArchiveSpool } from './spool.js';
+import { fileIdentity, shIdentity, type ArchiveSpool } from './spool.js';
 
 export interface PusherOptions {
   /** PostgreSQL's pg_wal: ready files are announced in its archive_status/. */
@@ -53,9 +53,11 @@ export async function runPusher(opts: PusherOptions): Promise<PusherResult> {
   const pushOne = async (walName: string): Promise<void> => {
     const walPath = path.join(walDir, walName);
     try {
+      // Both identities before the file is read: a file changed afterwards no longer matches them.
+      const id = shIdentity(walPath);
       const source = await fileIdentity(walPath);
       const result = await opts.push(walPath);
-      await spool.writeStored(walName, { result, source });
+      await spool.writeStored(walName, { id, result, source });
       counts.pushed++;
       log.debug({ wal: walName, again: result.alreadyArchived }, 'stored');
     } catch (err) {

@@ -23,6 +23,12 @@ export interface FileIdentity {
 }
 
 export interface StoredMarker {
+  /**
+   * The stored file as `stat -L -c '%d %i %s %.9Y'` prints it (device, inode, size, mtime to the
+   * nanosecond), taken before the file was read. Written first in the marker's one line, so
+   * bin/strata-archive-push (sh) can compare it with the file PostgreSQL passes without Node.
+   */
+  id?: string;
   result: ArchivePushResult;
   source: FileIdentity;
 }
@@ -47,6 +53,15 @@ export function spoolDir(spoolPath: string, cluster: string, repo: string): stri
 export async function fileIdentity(file: string): Promise<FileIdentity> {
   const s = fs.statSync(file);
   return { dev: s.dev, ino: s.ino, size: s.size, mtimeMs: s.mtimeMs };
+}
+
+/** `stat -L -c '%d %i %s %.9Y' FILE` of GNU coreutils, from Node. */
+export function shIdentity(file: string): string {
+  const s = fs.statSync(file, { bigint: true });
+  const ns = s.mtimeNs;
+  const sec = ns / 1_000_000_000n;
+  const frac = (ns - sec * 1_000_000_000n).toString().padStart(9, '0');
+  return `${s.dev} ${s.ino} ${s.size} ${sec}.${frac}`;
 }
 
 function sameFile(a: FileIdentity, b: FileIdentity): boolean {
@@ -80,7 +95,9 @@ export class ArchiveSpool {
 
   /** Durable: the marker and its directory entry are on disk before this resolves. */
   async writeStored(walName: string, marker: StoredMarker): Promise<void> {
-    await this.writeDurably(walName + OK, JSON.stringify(marker));
+    // `id` first: the sh fast path matches the line's beginning.
+    const { id, ...rest } = marker;
+    await this.writeDurably(walName + OK, JSON.stringify(id === undefined ? rest : { id, ...rest }));
   }
 
   async writeError(walName: string, err: unknown): Promise<void> {
