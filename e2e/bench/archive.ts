@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { PgCluster, chownToPostgres, makeScratchDir, runAsPostgres, runCommand, stopAllClusters } from '../harness/postgres.js';
 import { STRATA_BIN, writeStrataConfig } from '../harness/strata.js';
 import { pgbackrestConfig } from './pgbackrest.js';
+import { median } from './stats.js';
 
 export interface ArchiveBenchOptions {
   /** Segments each tool pushes synchronously (one timed sample each); default 12. */
@@ -49,12 +50,6 @@ export interface ArchiveBenchResult {
 
 const PGBACKREST = '/usr/bin/pgbackrest';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 function sqlLiteral(s: string): string {
   return `'${s.replace(/'/g, "''")}'`;

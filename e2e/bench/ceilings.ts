@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runCommand } from '../harness/postgres.js';
+import { median } from './stats.js';
 
 export interface Ceilings {
   /** Files and bytes a backup reads (base/, global/, pg_tblspc/ of the data directory). */
@@ -41,12 +42,6 @@ async function sh(script: string): Promise<number> {
   const res = await runCommand('/bin/sh', ['-c', script], { timeoutMs: 3_600_000 });
   if (res.code !== 0) throw new Error(`${script} failed (${res.code}): ${res.stderr}`);
   return Number(process.hrtime.bigint() - started) / 1e9;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 /** Drops the page cache; false when this process may not (not root, read-only /proc). */

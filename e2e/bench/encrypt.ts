@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import * as openpgp from 'openpgp';
 import { PgCluster, chownToPostgres, makeScratchDir, runAsPostgres, stopAllClusters } from '../harness/postgres.js';
 import { STRATA_BIN, strataCommandLine, writeStrataConfig } from '../harness/strata.js';
+import { median, switchAndWaitArchived } from './stats.js';
 
 export interface EncryptBenchOptions {
   rounds?: number;
@@ -48,21 +49,6 @@ export interface EncryptBenchResult {
     met: boolean;
   };
   table: string;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-async function waitArchived(pg: PgCluster): Promise<void> {
-  const [{ w }] = (await pg.query<{ w: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS w')) as [{ w: string }];
-  for (;;) {
-    const [s] = await pg.query<{ last: string | null }>('SELECT last_archived_wal AS last FROM pg_stat_archiver');
-    if (s?.last && s.last >= w) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** Measures on its own PostgreSQL cluster (archiving to both repositories in parallel). */
@@ -126,7 +112,7 @@ export async function runEncryptBench(opts: EncryptBenchOptions = {}): Promise<E
   for (let round = 1; round <= rounds; round++) {
     const order = round % 2 ? (['clear', 'encrypted'] as const) : (['encrypted', 'clear'] as const);
     for (const repo of order) {
-      await waitArchived(pg);
+      await switchAndWaitArchived(pg);
       const r = await strata(repo, ['backup', '--type', 'full', '--start-fast', '--json']);
       const result = (JSON.parse(r.stdout) as { result: { bytes: number; repoBytes: number } }).result;
       const sample = {

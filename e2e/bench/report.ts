@@ -1,10 +1,5 @@
 import type { RestoreKind, RestoreSample } from './restore.js';
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
+import { median } from './stats.js';
 
 /** Table rows (same columns as the backup rows) for the restore measures; fills `summary`. */
 export function restoreRows(samples: RestoreSample[], summary: Record<string, unknown>, rounds: number): string[] {

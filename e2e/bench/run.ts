@@ -22,6 +22,7 @@ import { pgbackrestConfig } from './pgbackrest.js';
 import { measureCeilings } from './ceilings.js';
 import { benchRestores, type RestoreSample } from './restore.js';
 import { restoreRows } from './report.js';
+import { median, switchAndWaitArchived } from './stats.js';
 
 const flag = (name: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -65,25 +66,10 @@ async function timed(cmd: string, args: string[]): Promise<{ wallSeconds: number
   return { wallSeconds, peakRssMiB: kib / 1024, stdout: res.stdout };
 }
 
-async function waitArchived(pg: PgCluster): Promise<void> {
-  const [{ w }] = (await pg.query<{ w: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS w')) as [{ w: string }];
-  for (;;) {
-    const [s] = await pg.query<{ last: string | null }>('SELECT last_archived_wal AS last FROM pg_stat_archiver');
-    if (s?.last && s.last >= w) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 /** A shell command running `commands` in parallel and failing if any fails. */
 function parallelAll(commands: string[]): string {
   const starts = commands.map((c, i) => `${c} & p${i}=$!`).join('; ');
   return `${starts}; ${commands.map((_, i) => `wait $p${i}`).join(' && ')}`;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 async function main(): Promise<void> {
@@ -137,7 +123,7 @@ async function main(): Promise<void> {
   const backup = async (tool: Tool, kind: 'full' | 'incr', round: number) => {
     // Not timed: the archive backlog (pgbench's WAL) is drained first, or whichever tool goes first
     // would wait for it inside its backup.
-    await waitArchived(pg);
+    await switchAndWaitArchived(pg);
     if (tool === 'strata') {
       const r = await strata(['backup', '--type', kind, '--start-fast', '--json']);
       const result = (JSON.parse(r.stdout) as { result: { repoBytes: number; type: string } }).result;

@@ -24,16 +24,21 @@ function compress(input: Buffer, output: Buffer): number {
   return cctx.compress2(output, input);
 }
 
-function read(job: Extract<BlockJob, { op: 'read' }>): BlockResult {
-  const slot = slots[job.slot]!;
-  let fd: number;
+/** A file opened for reading, or the result that says it vanished (ENOENT) or cannot be read. */
+function openForRead(file: string): number | BlockResult {
   try {
-    fd = fs.openSync(job.path, 'r');
+    return fs.openSync(file, 'r');
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ENOENT') return { bytes: 0, compressed: -1, missing: true };
     return { bytes: 0, compressed: -1, ioError: { code: e.code ?? 'EIO', message: e.message } };
   }
+}
+
+function read(job: Extract<BlockJob, { op: 'read' }>): BlockResult {
+  const slot = slots[job.slot]!;
+  const fd = openForRead(job.path);
+  if (typeof fd !== 'number') return fd;
   let bytes = 0;
   try {
     // A short read ends the file (it may be cut while we read it); loop only on partial reads.
@@ -74,14 +79,8 @@ let fileBuffer: Buffer | undefined;
 let fileDigests: Buffer | undefined;
 
 function digestFile(job: Extract<BlockJob, { op: 'digestFile' }>): BlockResult {
-  let fd: number;
-  try {
-    fd = fs.openSync(job.path, 'r');
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    if (e.code === 'ENOENT') return { bytes: 0, compressed: -1, missing: true };
-    return { bytes: 0, compressed: -1, ioError: { code: e.code ?? 'EIO', message: e.message } };
-  }
+  const fd = openForRead(job.path);
+  if (typeof fd !== 'number') return fd;
   const buf = (fileBuffer ??= Buffer.allocUnsafe(1024 * 1024 - ((1024 * 1024) % pageSize)));
   const digests = (fileDigests ??= Buffer.alloc((buf.length / pageSize) * PAGE_HASH_BYTES));
   const sha = job.sha256 ? createHash('sha256') : undefined;
