@@ -1,3 +1,5 @@
+import * as path from 'node:path';
+import * as fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stopAllClusters } from './harness/postgres.js';
 import { StrataCluster, restoreInto } from './scenarios/strataCluster.js';
@@ -51,5 +53,10 @@ describe('recovering a dropped table (PostgreSQL 15)', () => {
     const again = await src.strata(['restore', '--pgdata', src.pg.dataDir]);
     expect(again.code).toBe(9);
     expect(again.stderr).toMatch(/is not empty \(postmaster\.pid is present/);
+    // The refused directory is left exactly as it was: the running cluster still has its files and answers.
+    for (const f of ['PG_VERSION', 'postmaster.pid', 'global/pg_control']) expect(fs.existsSync(path.join(src.pg.dataDir, f)), f).toBe(true);
+    await src.pg.query('CREATE TABLE still_here AS SELECT 1 AS id');
+    await src.pg.query('CHECKPOINT');
+    expect(await src.pg.query('SELECT id FROM still_here')).toEqual([{ id: 1 }]);
   });
 });

@@ -74,11 +74,14 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     pageSize: manifest.options.pageSize,
     ...(compressor.parallel ?? { codec: 'none', level: 0 }),
   });
+  // Set once the targets are known to be empty: only then is what is in them ours to remove.
+  let emptyOnFailure = false;
   try {
     if (opts.delta) await assertNotRunning(pgdata);
     else {
       await assertEmptyTarget(pgdata, 'the target data directory');
       for (const loc of locations.values()) await assertEmptyTarget(loc, 'tablespace location');
+      emptyOnFailure = true;
     }
     await assertConsistencyWal(repo, manifest);
     log.debug({ label: manifest.label, ms: Date.now() - started }, 'consistency WAL verified');
@@ -86,8 +89,9 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     return await restoreWithPool(opts, manifest, pgdata, locations, pool, started);
   } catch (err) {
     // The targets were empty: a failed restore leaves them so, with no partial (or, from an
-    // encrypted repository, partly decrypted) data behind. A delta restore keeps what it found.
-    if (!opts.delta) await emptyTargets([pgdata, ...locations.values()], log);
+    // encrypted repository, partly decrypted) data behind. A delta restore keeps what it found, and
+    // a target refused as not empty is never touched.
+    if (emptyOnFailure) await emptyTargets([pgdata, ...locations.values()], log);
     throw err;
   } finally {
     await pool.close();
