@@ -54,7 +54,8 @@ describe('recovering a dropped table (PostgreSQL 15)', () => {
     expect(again.code).toBe(9);
     expect(again.stderr).toMatch(/is not empty \(postmaster\.pid is present/);
     // The refused directory is left exactly as it was: the running cluster still has its files and answers.
-    for (const f of ['PG_VERSION', 'postmaster.pid', 'global/pg_control']) expect(fs.existsSync(path.join(src.pg.dataDir, f)), f).toBe(true);
+    for (const f of ['PG_VERSION', 'postmaster.pid', 'global/pg_control'])
+      expect(fs.existsSync(path.join(src.pg.dataDir, f)), f).toBe(true);
     await src.pg.query('CREATE TABLE still_here AS SELECT 1 AS id');
     await src.pg.query('CHECKPOINT');
     expect(await src.pg.query('SELECT id FROM still_here')).toEqual([{ id: 1 }]);
