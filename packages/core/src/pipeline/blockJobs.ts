@@ -17,8 +17,12 @@ export type BlockJob =
       parent?: { hashes: Uint8Array; size: number };
     }
   | { op: 'compress'; slot: number; length: number }
-  /** Decompress the slot's `length` compressed bytes into its input area and digest the pages. */
-  | { op: 'decompress'; slot: number; length: number }
+  /**
+   * Decompress the slot's `length` compressed bytes into its input area and digest the pages —
+   * unless `digest` is false and the frame carries its codec's content checksum (verified while
+   * decompressing): then `checksummed` is set and no digests are computed.
+   */
+  | { op: 'decompress'; slot: number; length: number; digest?: boolean }
   | {
       /**
        * Delta restore: read the first `length` bytes of `path` in order (in the worker's own
@@ -48,6 +52,8 @@ export interface BlockResult {
   ioError?: { code: string; message: string };
   /** Decompression failed: why. */
   corrupt?: string;
+  /** decompress: the frame's content checksum was verified and no page digests were computed. */
+  checksummed?: boolean;
 }
 
 export interface BlockWorkerData {

@@ -136,6 +136,10 @@ function run(job: BlockJob): BlockResult {
       } catch (err) {
         return { bytes: 0, compressed: job.length, corrupt: `frame does not decompress: ${(err as Error).message}` };
       }
+      // A zstd frame header's descriptor (byte 4) has bit 2 set when the frame ends with a checksum
+      // of its content, which decompression has just verified.
+      if (job.digest === false && data.codec === 'zstd' && (slot.output[4]! & 0x04) !== 0)
+        return { bytes, compressed: job.length, checksummed: true };
       hashPages(slot.input.subarray(0, bytes), pageSize, slot.hashes, 0);
       return { bytes, compressed: job.length };
     }

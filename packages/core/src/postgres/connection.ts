@@ -1,4 +1,5 @@
-import pg from 'pg';
+// Loaded when a command connects: commands that never do (restore, info, archive-get) skip ~50 ms.
+import type pg from 'pg';
 import { StrataError } from '../errors/index.js';
 import type { ClusterConfig } from '../config/schema.js';
 
@@ -22,7 +23,8 @@ export class PgSession {
   private constructor(private readonly client: pg.Client) {}
 
   static async connect(cluster: ClusterConfig, applicationName = 'strata'): Promise<PgSession> {
-    const client = new pg.Client({
+    const { default: pgModule } = await import('pg');
+    const client = new pgModule.Client({
       host: cluster.host,
       port: cluster.port,
       user: cluster.user,

@@ -4,7 +4,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import pg from 'pg';
+import type pg from 'pg';
 import type { ClusterConfig } from '../config/schema.js';
 import { StrataError, isStrataError } from '../errors/index.js';
 import { noopLogger, type Logger } from '../logger.js';
@@ -369,7 +369,8 @@ interface Conn {
 }
 
 async function connect(c: Conn, database: string): Promise<pg.Client> {
-  const client = new pg.Client({ ...c, database, application_name: 'strata-rehearsal', connectionTimeoutMillis: 10_000 });
+  const { default: pgModule } = await import('pg');
+  const client = new pgModule.Client({ ...c, database, application_name: 'strata-rehearsal', connectionTimeoutMillis: 10_000 });
   client.on('error', () => undefined);
   await client.connect();
   return client;

@@ -25,6 +25,12 @@ export class FrameReader {
   private readonly windows = new Map<string, Promise<Buffer>>();
   /** Frames in flight across all files (see Permits): never more than the pool's slots. */
   readonly inFlight: Permits;
+  /**
+   * Restore: a frame whose content checksum (zstd's) was verified while decompressing needs no
+   * page digests — each restored file's sha256 is checked against the manifest too. Off: every
+   * page's digest is compared.
+   */
+  trustFrameChecksums = false;
 
   constructor(
     private readonly repo: Repo,
@@ -58,7 +64,7 @@ export class FrameReader {
     ref: FrameRef,
     expectedSize: number,
     what: string,
-    use: (data: Buffer, digests: Buffer | undefined) => Promise<T> | T,
+    use: (data: Buffer, digests: Buffer | undefined, checksummed: boolean) => Promise<T> | T,
   ): Promise<T> {
     const key = this.packKey(ref);
     // A copy that lacks the pack, cannot be reached or fails a check: the frame comes from the next
@@ -72,7 +78,7 @@ export class FrameReader {
     ref: FrameRef,
     expectedSize: number,
     what: string,
-    use: (data: Buffer, digests: Buffer | undefined) => Promise<T> | T,
+    use: (data: Buffer, digests: Buffer | undefined, checksummed: boolean) => Promise<T> | T,
   ): Promise<T> {
     const raw = await this.fetch(copy, key, ref);
     if (raw.length !== ref.length)
@@ -84,11 +90,11 @@ export class FrameReader {
       const slot = await pool.acquire();
       try {
         raw.copy(slot.output);
-        const r = await pool.run({ op: 'decompress', slot: slot.index, length: raw.length });
+        const r = await pool.run({ op: 'decompress', slot: slot.index, length: raw.length, digest: !this.trustFrameChecksums });
         if (r.corrupt) throw this.corrupt(key, ref, what, r.corrupt, undefined, copy);
         if (r.bytes !== expectedSize)
           throw this.corrupt(key, ref, what, `frame holds ${r.bytes} bytes, expected ${expectedSize}`, undefined, copy);
-        return await use(slot.input.subarray(0, r.bytes), slot.hashes);
+        return await use(slot.input.subarray(0, r.bytes), r.checksummed ? undefined : slot.hashes, r.checksummed === true);
       } finally {
         pool.release(slot);
       }
@@ -102,7 +108,7 @@ export class FrameReader {
     }
     if (data.length !== expectedSize)
       throw this.corrupt(key, ref, what, `frame holds ${data.length} bytes, expected ${expectedSize}`, undefined, copy);
-    return use(data, undefined);
+    return use(data, undefined, false);
   }
 
   private async fetch(copy: Repository, key: string, ref: FrameRef): Promise<Buffer> {
@@ -229,7 +235,7 @@ export async function restorePages(
   let written = 0;
 
   /** Verifies and writes the pages `index` owns from its decompressed frame; returns the bytes written. */
-  const writeFrame = async (index: number, data: Buffer, workerDigests: Buffer | undefined): Promise<number> => {
+  const writeFrame = async (index: number, data: Buffer, workerDigests: Buffer | undefined, checksummed: boolean): Promise<number> => {
     const sb = map.superBlocks[index]!;
     const framePages = pagesOf(sb);
     const digests = pageSize === reader.pageSize ? workerDigests : undefined;
@@ -250,11 +256,13 @@ export async function restorePages(
         if (from + len > data.length) throw reader.corrupt(reader.packKey(sb), sb, file.path, `page ${page} is cut short`);
         // A worker digested the frame's pages; a short page in mid-frame cannot be (frames are whole pages but the file's last).
         // (Offsets into the digest buffers rather than subarrays: no garbage per page.)
-        const fromWorker = digests !== undefined && (len === pageSize || from + len === data.length);
-        if (!fromWorker) hashPages(data.subarray(from, from + len), pageSize, digest, 0);
-        const [got, at] = fromWorker ? [digests, k * PAGE_HASH_BYTES] : [digest, 0];
-        if (expected.compare(got, at, at + PAGE_HASH_BYTES, page * PAGE_HASH_BYTES, (page + 1) * PAGE_HASH_BYTES) !== 0) {
-          throw reader.corrupt(reader.packKey(sb), sb, file.path, `page ${page} does not match its digest`);
+        if (!checksummed) {
+          const fromWorker = digests !== undefined && (len === pageSize || from + len === data.length);
+          if (!fromWorker) hashPages(data.subarray(from, from + len), pageSize, digest, 0);
+          const [got, at] = fromWorker ? [digests, k * PAGE_HASH_BYTES] : [digest, 0];
+          if (expected.compare(got, at, at + PAGE_HASH_BYTES, page * PAGE_HASH_BYTES, (page + 1) * PAGE_HASH_BYTES) !== 0) {
+            throw reader.corrupt(reader.packKey(sb), sb, file.path, `page ${page} does not match its digest`);
+          }
         }
         frameWritten += len;
         if (staged) {
@@ -301,9 +309,9 @@ export async function restorePages(
     turn = new Promise((resolve) => (done = resolve));
     const task = (async () => {
       try {
-        const n = await reader.withFrame(sb, frameSize, file.path, async (data, workerDigests) => {
+        const n = await reader.withFrame(sb, frameSize, file.path, async (data, workerDigests, checksummed) => {
           await previous;
-          return failure ? 0 : writeFrame(index, data, workerDigests);
+          return failure ? 0 : writeFrame(index, data, workerDigests, checksummed);
         });
         written += n;
       } catch (err) {

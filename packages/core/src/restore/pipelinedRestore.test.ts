@@ -67,38 +67,48 @@ async function chain() {
 }
 
 describe('restore through the block pool, frames pipelined', () => {
-  it('restores a chain whose pages arrive out of order and checks its sha256 without re-reading the file', async () => {
-    const { repo, changed, incr } = await chain();
-    expect(incr.sha256).toBe(createHash('sha256').update(changed).digest('hex'));
-    const pool = newPool();
-    try {
-      const reader = new FrameReader(repo, manifestOf('F_I', [incr]), pool);
-      reader.readAhead = 3 * PAGE; // windows smaller than some frames: frames spanning windows are joined
-      const out = path.join(dir, 'chain-restored');
-      await restoreFile(incr, out, reader, { chown: false });
-      expect(fs.readFileSync(out).equals(changed)).toBe(true);
-    } finally {
-      await pool.close();
-    }
-  });
+  it.each([false, true])(
+    'restores a chain whose pages arrive out of order and checks its sha256 (trusting frame checksums: %s)',
+    async (trust) => {
+      const { repo, changed, incr } = await chain();
+      expect(incr.sha256).toBe(createHash('sha256').update(changed).digest('hex'));
+      const pool = newPool();
+      try {
+        const reader = new FrameReader(repo, manifestOf('F_I', [incr]), pool);
+        reader.trustFrameChecksums = trust;
+        reader.readAhead = 3 * PAGE; // windows smaller than some frames: frames spanning windows are joined
+        const out = path.join(dir, `chain-restored-${trust}`);
+        await restoreFile(incr, out, reader, { chown: false });
+        expect(fs.readFileSync(out).equals(changed)).toBe(true);
+      } finally {
+        await pool.close();
+      }
+    },
+  );
 
-  it('fails with an integrity error, and does not hang, when a frame in mid-file is damaged', async () => {
-    const { repo, backend, incr } = await chain();
-    const pack = [...backend.objects.entries()].find(([k]) => k.includes('/F/pack/'))!;
-    // Damage the middle of the full backup's first pack: some frame of the file breaks.
-    const body = pack[1].data;
-    body[Math.floor(body.length / 2)]! ^= 0xff;
-    const pool = newPool();
-    try {
-      const reader = new FrameReader(repo, manifestOf('F_I', [incr]), pool);
-      const err: unknown = await restoreFile(incr, path.join(dir, 'chain-damaged'), reader, { chown: false }).catch((e: unknown) => e);
-      expect(isStrataError(err) && err.code === 'Integrity').toBe(true);
-      // Every permit came back: the next file restores.
-      expect(await reader.inFlight.acquire().then(() => 'free')).toBe('free');
-    } finally {
-      await pool.close();
-    }
-  });
+  it.each([false, true])(
+    'fails with an integrity error, and does not hang, when a frame in mid-file is damaged (trusting frame checksums: %s)',
+    async (trust) => {
+      const { repo, backend, incr } = await chain();
+      const pack = [...backend.objects.entries()].find(([k]) => k.includes('/F/pack/'))!;
+      // Damage the middle of the full backup's first pack: some frame of the file breaks.
+      const body = pack[1].data;
+      body[Math.floor(body.length / 2)]! ^= 0xff;
+      const pool = newPool();
+      try {
+        const reader = new FrameReader(repo, manifestOf('F_I', [incr]), pool);
+        reader.trustFrameChecksums = trust;
+        const err: unknown = await restoreFile(incr, path.join(dir, `chain-damaged-${trust}`), reader, { chown: false }).catch(
+          (e: unknown) => e,
+        );
+        expect(isStrataError(err) && err.code === 'Integrity').toBe(true);
+        // Every permit came back: the next file restores.
+        expect(await reader.inFlight.acquire().then(() => 'free')).toBe('free');
+      } finally {
+        await pool.close();
+      }
+    },
+  );
 
   it('delta: compares a file in one worker pass, patches only differing pages, keeps an equal file', async () => {
     const { repo, changed, incr } = await chain();
@@ -117,6 +127,33 @@ describe('restore through the block pool, frames pipelined', () => {
       expect(await deltaRestoreFile(incr, dest, reader, { chown: false, force: false })).toBe('patched');
       expect(fs.readFileSync(dest).equals(changed)).toBe(true);
       expect(reader.bytesFetched).toBeGreaterThan(0);
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
+describe('frames trusted by their checksum', () => {
+  it('still fails the file when a frame decompresses to other content than the backup held (sha256)', async () => {
+    const { repo, backend, incr } = await chain();
+    // Replace the incremental's frame with a valid zstd frame of other bytes of the same size: its
+    // own checksum passes, the pages are wrong.
+    const zstd = await zstdPlugin.create({ level: 3 }, { configDir: '/' });
+    const sb = (await new FrameReader(repo, manifestOf('F_I', [incr])).blockMap(incr.blockMap!, 'base/1/100')).superBlocks.at(-1)!;
+    const [key, obj] = [...backend.objects.entries()].find(([k]) => k.includes('/F_I/pack/'))!;
+    const other = await zstd.compress(Buffer.alloc(sb.size ?? sb.count * PAGE, 0x5a));
+    expect(other.length).toBeLessThanOrEqual(sb.length);
+    const body = Buffer.from(obj.data);
+    other.copy(body, sb.offset);
+    body.fill(0, sb.offset + other.length, sb.offset + sb.length);
+    backend.objects.set(key, { ...obj, data: body });
+    sb.length = other.length;
+    const pool = newPool();
+    try {
+      const reader = new FrameReader(repo, manifestOf('F_I', [incr]), pool);
+      reader.trustFrameChecksums = true;
+      const err: unknown = await restoreFile(incr, path.join(dir, 'chain-other'), reader, { chown: false }).catch((e: unknown) => e);
+      expect(isStrataError(err) && err.code === 'Integrity' ? err.message : err).toMatch(/checksum of the restored file does not match/);
     } finally {
       await pool.close();
     }

@@ -127,6 +127,7 @@ async function restoreWithPool(
   }
   const chown = process.getuid?.() === 0;
   const reader = new FrameReader(repo, manifest, pool);
+  reader.trustFrameChecksums = true;
   if (!opts.delta) reader.readAhead = 1024 * 1024;
   const writeRate = rateLimiter(opts.maxRate);
   const totalBytes = manifest.stats.bytes;
