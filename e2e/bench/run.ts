@@ -20,7 +20,7 @@ import { runArchiveBench } from './archive.js';
 import { runEncryptBench } from './encrypt.js';
 import { pgbackrestConfig } from './pgbackrest.js';
 import { measureCeilings } from './ceilings.js';
-import { benchRestores, type RestoreSample } from './restore.js';
+import { benchRestores, removeRestoreDirs, type RestoreSample } from './restore.js';
 import { restoreRows } from './report.js';
 import { median, switchAndWaitArchived } from './stats.js';
 
@@ -150,6 +150,7 @@ async function main(): Promise<void> {
   const restores: RestoreSample[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
     const order = round % 2 ? tools : [...tools].reverse();
+    removeRestoreDirs(work);
     for (const tool of order) await backup(tool, 'full', round);
     await pg.pgbench(['-T', String(PGBENCH_SECONDS), '-c', '2', 'postgres']);
     for (const tool of order) await backup(tool, 'incr', round);
