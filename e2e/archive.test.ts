@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeScratchDir, stopAllClusters } from './harness/postgres.js';
-import { StrataCluster, chownRecursive } from './scenarios/strataCluster.js';
+import { StrataCluster, chownRecursive, restoreInto } from './scenarios/strataCluster.js';
 
 afterAll(() => stopAllClusters(), 120_000);
 
@@ -90,5 +90,33 @@ describe('WAL archiving (PostgreSQL 15)', () => {
     const last = await src.switchWalAndWait();
     // No gap: every segment from the first to the last is there.
     await src.expectNoWalGap(last);
+  });
+
+  it('a backup stores its own WAL from pg_wal while archive_command fails, and restores from it', async () => {
+    const original = (await src.pg.query<{ c: string }>("SELECT current_setting('archive_command') AS c"))[0]!.c;
+    await src.pg.query(`ALTER SYSTEM SET archive_command = '/bin/false'`);
+    await src.pg.query('SELECT pg_reload_conf()');
+    try {
+      const before = (await src.pg.query<{ last: string | null }>('SELECT last_archived_wal AS last FROM pg_stat_archiver'))[0]!.last;
+      await src.pg.query('CREATE TABLE during_outage AS SELECT g FROM generate_series(1, 5000) g');
+      // With the archiver failing, the backup can only finish if it stores its WAL itself (archive.timeout is 60 s).
+      const started = Date.now();
+      const label = await src.backup();
+      expect(Date.now() - started).toBeLessThan(50_000);
+      const after = await src.pg.query<{ last: string | null; failed: string }>(
+        'SELECT last_archived_wal AS last, failed_count::text AS failed FROM pg_stat_archiver',
+      );
+      expect(after[0]!.last).toBe(before);
+      const { result, pg: restored } = await restoreInto(src, ['--set', label, '--target-immediate', '--target-action', 'promote']);
+      expect(result.code, result.stderr).toBe(0);
+      await restored.start({ waitForPromotion: true, timeoutMs: 120_000 });
+      expect((await restored.query<{ n: string }>('SELECT count(*)::text AS n FROM during_outage'))[0]!.n).toBe('5000');
+      await restored.stop();
+    } finally {
+      await src.pg.query(`ALTER SYSTEM SET archive_command = '${original.replace(/'/g, "''")}'`);
+      await src.pg.query('SELECT pg_reload_conf()');
+    }
+    // The archiver catches up: it finds the segments the backup stored identical and goes on, no gap.
+    await src.expectNoWalGap(await src.switchWalAndWait());
   });
 });

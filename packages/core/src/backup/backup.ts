@@ -14,7 +14,7 @@ import { BlockMapWriter } from '../blocks/BlockMapWriter.js';
 import { copyDataDir, scanTotal } from './copyDataDir.js';
 import { BlockPool, defaultProcessMax, type BlockPoolOptions } from '../pipeline/BlockPool.js';
 import { rateLimiter } from '../pipeline/RateLimiter.js';
-import { waitForWal } from './waitForWal.js';
+import { pushReadyWal, waitForWal } from './waitForWal.js';
 import { noopLogger, type Logger } from '../logger.js';
 
 export interface BackupOptions {
@@ -139,8 +139,17 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     const stopLsn = parseLsn(stop.lsn);
     // The backup-end record lies just before the stop LSN (XLByteToPrevSeg).
     const stopWal = segmentNameForLsn(timeline, stopLsn - 1n, server.walSegmentSize);
-    log.info({ label, startWal, stopWal }, 'waiting for the WAL this backup needs to be archived');
-    await waitForWal(repo, clusterName, segmentRange(startWal, stopWal, server.walSegmentSize), config.archive.timeout * 1000);
+    const needed = segmentRange(startWal, stopWal, server.walSegmentSize);
+    const walPushed = await pushReadyWal({
+      repo,
+      cluster: clusterName,
+      pgdata: cluster.pgdata,
+      segments: needed,
+      compression,
+      logger: log,
+    });
+    log.info({ label, startWal, stopWal, storedFromPgWal: walPushed }, 'waiting for the WAL this backup needs to be archived');
+    await waitForWal(repo, clusterName, needed, config.archive.timeout * 1000);
 
     const repoBytes = packs.bytesWritten + blockMaps.written.reduce((a, b) => a + b.size, 0);
     const manifest: Manifest = {
