@@ -99,10 +99,22 @@ describe('WAL archiving (PostgreSQL 15)', () => {
     try {
       const before = (await src.pg.query<{ last: string | null }>('SELECT last_archived_wal AS last FROM pg_stat_archiver'))[0]!.last;
       await src.pg.query('CREATE TABLE during_outage AS SELECT g FROM generate_series(1, 5000) g');
+      await src.pg.query('SELECT pg_switch_wal()');
+      for (const deadline = Date.now() + 30_000; ;) {
+        const [a] = await src.pg.query<{ n: string }>('SELECT failed_count::text AS n FROM pg_stat_archiver');
+        if (Number(a!.n) > 0) break;
+        if (Date.now() > deadline) throw new Error('the archiver never failed');
+        await new Promise((r) => setTimeout(r, 100));
+      }
       // With the archiver failing, the backup can only finish if it stores its WAL itself (archive.timeout is 60 s).
       const started = Date.now();
-      const label = await src.backup();
+      const res = await src.strata(['backup', '--type', 'full', '--start-fast', '--json']);
+      expect(res.code, res.stderr).toBe(0);
       expect(Date.now() - started).toBeLessThan(50_000);
+      const backup = (res.json as { result: { label: string; archiverFailing?: { lastFailedWal: string } } }).result;
+      const label = backup.label;
+      // Said, not hidden: WAL after this backup is not being archived.
+      expect(backup.archiverFailing?.lastFailedWal).toMatch(/^[0-9A-F]{24}$/);
       const after = await src.pg.query<{ last: string | null; failed: string }>(
         'SELECT last_archived_wal AS last, failed_count::text AS failed FROM pg_stat_archiver',
       );

@@ -55,6 +55,12 @@ export interface BackupResult {
   bytesRead: number;
   repoBytes: number;
   durationMs: number;
+  /**
+   * Set when PostgreSQL's archiver is failing (its last attempt failed): the backup stored its own WAL
+   * and is restorable, but WAL after it is not being archived (point-in-time recovery past the
+   * backup would stop there).
+   */
+  archiverFailing?: { lastFailedWal: string | null; failedCount: number };
 }
 
 export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
@@ -140,6 +146,18 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     // The backup-end record lies just before the stop LSN (XLByteToPrevSeg).
     const stopWal = segmentNameForLsn(timeline, stopLsn - 1n, server.walSegmentSize);
     const needed = segmentRange(startWal, stopWal, server.walSegmentSize);
+    // Failing now: its last attempt failed, after its last success.
+    const archiver = await session.one<{ failing: boolean; wal: string | null; n: string }>(
+      `SELECT coalesce(last_failed_time > coalesce(last_archived_time, '-infinity'), false) AS failing,
+              last_failed_wal AS wal, failed_count::text AS n FROM pg_stat_archiver`,
+    );
+    const archiverFailing = archiver.failing ? { lastFailedWal: archiver.wal, failedCount: Number(archiver.n) } : undefined;
+    if (archiverFailing) {
+      log.warn(
+        { lastFailedWal: archiverFailing.lastFailedWal },
+        'archive_command is failing: this backup stores its own WAL, but later WAL is not archived (see pg_stat_archiver)',
+      );
+    }
     const walPushed = await pushReadyWal({
       repo,
       cluster: clusterName,
@@ -205,6 +223,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       bytesRead,
       repoBytes: repoBytes + manifestBytes,
       durationMs: Date.now() - started,
+      ...(archiverFailing ? { archiverFailing } : {}),
     };
   } finally {
     // Closing the session also aborts a non-exclusive backup that did not reach its stop.
