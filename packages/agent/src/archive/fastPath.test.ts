@@ -62,7 +62,13 @@ describe('target cache', () => {
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
   const env = { XDG_CACHE_HOME: path.join(dir, 'cache') };
   const config = path.join(dir, 'strata.yaml');
-  const target: AsyncTarget = { configPath: config, clusterName: 'main', spoolDir: '/spool/main/local/archive-push', timeoutSeconds: 60, processMax: 3 };
+  const target: AsyncTarget = {
+    configPath: config,
+    clusterName: 'main',
+    spoolDir: '/spool/main/local/archive-push',
+    timeoutSeconds: 60,
+    processMax: 3,
+  };
 
   it('serves the target only while the config file is unchanged, and only for the same flags', () => {
     const text = 'archive: { async: true }\n';
