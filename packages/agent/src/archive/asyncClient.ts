@@ -26,6 +26,8 @@ export interface AsyncTarget {
   repo?: string;
   spoolDir: string;
   timeoutSeconds: number;
+  /** archive.processMax: the pusher starts its workers from this without parsing the config. */
+  processMax: number;
 }
 
 const POLL_MS = 5;
@@ -48,6 +50,7 @@ export function asyncTargetOf(ctx: ClusterContext, flags: GlobalFlags): AsyncTar
     repo: flags.repo,
     spoolDir: spoolDir(path.resolve(ctx.loaded.dir, config.archive.spoolPath!), ctx.clusterName, repo),
     timeoutSeconds: config.archive.timeout,
+    processMax: config.archive.processMax,
   };
 }
 
@@ -102,6 +105,19 @@ export async function pushAsync(target: AsyncTarget, walPath: string, flags: Glo
   }
 }
 
+/**
+ * The pusher's command line (after bin/run.js). --cluster and --repo as this call got them: the
+ * pusher then finds this call's target-cache entry (archive/targetCache.ts) and starts its
+ * workers without parsing the config.
+ */
+export function pusherArgv(target: AsyncTarget, flags: GlobalFlags, walDir: string): string[] {
+  const args = [PUSHER_COMMAND, walDir, '--config', target.configPath];
+  if (flags.cluster !== undefined) args.push('--cluster', flags.cluster);
+  if (target.repo !== undefined) args.push('--repo', target.repo);
+  if (flags['log-level'] !== undefined) args.push('--log-level', flags['log-level']);
+  return args;
+}
+
 async function startPusher(
   spool: ArchiveSpool,
   target: AsyncTarget,
@@ -111,9 +127,7 @@ async function startPusher(
 ): Promise<ChildProcess> {
   // Loaded only here: most calls find their answer in the spool and never start anything.
   const { spawn } = await import('node:child_process');
-  const args = [...process.execArgv, BIN, PUSHER_COMMAND, walDir, '--config', target.configPath, '--cluster', target.clusterName];
-  if (target.repo !== undefined) args.push('--repo', target.repo);
-  if (flags['log-level'] !== undefined) args.push('--log-level', flags['log-level']);
+  const args = [...process.execArgv, BIN, ...pusherArgv(target, flags, walDir)];
   const logFile = path.join(spool.dir, 'pusher.log');
   try {
     if (lightFs.statSync(logFile).size > LOG_ROTATE_BYTES) lightFs.renameSync(logFile, `${logFile}.1`);

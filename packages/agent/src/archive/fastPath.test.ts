@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseFastArgv } from './fastPath.js';
 import { readCachedTarget, writeCachedTarget } from './targetCache.js';
-import type { AsyncTarget } from './asyncClient.js';
+import { PUSHER_COMMAND, pusherArgv, type AsyncTarget } from './asyncClient.js';
 
 describe('parseFastArgv', () => {
   it('parses what archive_command and restore_command pass, in any order and both flag spellings', () => {
@@ -62,7 +62,13 @@ describe('target cache', () => {
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
   const env = { XDG_CACHE_HOME: path.join(dir, 'cache') };
   const config = path.join(dir, 'strata.yaml');
-  const target: AsyncTarget = { configPath: config, clusterName: 'main', spoolDir: '/spool/main/local/archive-push', timeoutSeconds: 60 };
+  const target: AsyncTarget = {
+    configPath: config,
+    clusterName: 'main',
+    spoolDir: '/spool/main/local/archive-push',
+    timeoutSeconds: 60,
+    processMax: 3,
+  };
 
   it('serves the target only while the config file is unchanged, and only for the same flags', () => {
     const text = 'archive: { async: true }\n';
@@ -86,6 +92,33 @@ describe('target cache', () => {
     expect(files.length).toBeGreaterThan(0);
     for (const f of files) expect(fs.readFileSync(path.join(env.XDG_CACHE_HOME, 'strata', f), 'utf8')).not.toContain('s3cr3t');
     expect(readCachedTarget({ config }, env)).toEqual(target);
+  });
+
+  it('serves the entry an archive-push wrote to the pusher it starts (which then skips the config)', () => {
+    const text = 'archive: { async: true, processMax: 3 }\n';
+    fs.writeFileSync(config, text);
+    for (const clientFlags of [{ config }, { config, cluster: 'main' }, { config, repo: 'r1', 'log-level': 'debug' as const }]) {
+      const client: AsyncTarget = { ...target, repo: clientFlags.repo };
+      writeCachedTarget(clientFlags, client, text, env);
+      const pusher = parseFastArgv(pusherArgv(client, clientFlags, '/pg/pg_wal'), {});
+      expect(pusher?.id).toBe(PUSHER_COMMAND);
+      expect(pusher?.args).toEqual(['/pg/pg_wal']);
+      expect(readCachedTarget(pusher!.flags, env)).toEqual(client);
+    }
+  });
+
+  it('ignores an entry of the previous format (no processMax)', () => {
+    const text = 'archive: { async: true }\n';
+    fs.writeFileSync(config, text);
+    writeCachedTarget({ config }, target, text, env);
+    expect(readCachedTarget({ config }, env)).toEqual(target);
+    const cacheDir = path.join(env.XDG_CACHE_HOME, 'strata');
+    for (const file of fs.readdirSync(cacheDir)) {
+      const entry = JSON.parse(fs.readFileSync(path.join(cacheDir, file), 'utf8')) as { version: number; target: Partial<AsyncTarget> };
+      delete entry.target.processMax;
+      fs.writeFileSync(path.join(cacheDir, file), JSON.stringify({ ...entry, version: 1 }));
+    }
+    expect(readCachedTarget({ config }, env)).toBeUndefined();
   });
 
   it('only costs speed when the cache cannot be written', () => {

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -96,6 +96,41 @@ describe('strata-archive-push (sh)', () => {
 
     // The only answer without Node: a marker for exactly this file.
     expect(fs.readFileSync(calls, 'utf8').trim().split('\n')).toHaveLength(6);
+  });
+
+  it("waits for the running pusher's verdict instead of starting Node, and still acknowledges only this very file", async () => {
+    // A live process holding the lock stands in for the pusher.
+    const pusher = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      fs.writeFileSync(path.join(spoolDir, 'pusher.lock'), `${pusher.pid}\n0\n`);
+      const started = Date.now();
+      const pending = new Promise<{ code: number | null; nodeStarted: string | undefined }>((resolve) => {
+        const child = spawn(SCRIPT, ['--spool', spoolDir, walPath], { env: { ...process.env, STRATA_NODE: fakeNode }, stdio: 'ignore' });
+        child.on('exit', (code) => resolve({ code, nodeStarted: fs.existsSync(calls) ? fs.readFileSync(calls, 'utf8') : undefined }));
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      await storedMarker(walPath);
+      expect(await pending).toEqual({ code: 0, nodeStarted: undefined });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+
+      // A marker that does not describe this file: Node, at once, even with the pusher running.
+      fs.appendFileSync(walPath, 'x');
+      expect(run(['--spool', spoolDir, walPath]).code).toBe(42);
+      // An error marker: Node reports it.
+      fs.rmSync(path.join(spoolDir, `${WAL}.ok`));
+      fs.writeFileSync(path.join(spoolDir, `${WAL}.error`), '{}');
+      expect(run(['--spool', spoolDir, walPath]).code).toBe(42);
+      expect(fs.readFileSync(calls, 'utf8').trim().split('\n')).toHaveLength(2);
+    } finally {
+      pusher.kill();
+    }
+  });
+
+  it('does not wait when no live process holds the pusher lock', () => {
+    fs.writeFileSync(path.join(spoolDir, 'pusher.lock'), '999999999\n0\n');
+    const started = Date.now();
+    expect(run(['--spool', spoolDir, walPath]).code).toBe(42);
+    expect(Date.now() - started).toBeLessThan(2000);
   });
 
   it('leaves .partial and .history files, and unexpected arguments, to Node', async () => {

@@ -148,17 +148,28 @@ export class ArchiveSpool {
     }
   }
 
+  /**
+   * Asynchronous (only the pusher writes markers, and the client never loads node:fs/promises):
+   * the fsyncs, as long as compressing a segment here, must not block the pusher's event loop,
+   * which meanwhile hands the next files to its workers and collects their results.
+   */
   private async writeDurably(name: string, text: string): Promise<void> {
+    const fsp = await import('node:fs/promises');
     const tmp = path.join(this.dir, `${name}.tmp-${process.pid}`);
-    const fd = fs.openSync(tmp, 'w', 0o600);
+    const handle = await fsp.open(tmp, 'w', 0o600);
     try {
-      fs.writeFileSync(fd, text);
-      fs.fsyncSync(fd);
+      await handle.writeFile(text);
+      await handle.sync();
     } finally {
-      fs.closeSync(fd);
+      await handle.close();
     }
-    fs.renameSync(tmp, path.join(this.dir, name));
-    syncDir(this.dir);
+    await fsp.rename(tmp, path.join(this.dir, name));
+    const dir = await fsp.open(this.dir, 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
   }
 
   /**
@@ -234,14 +245,5 @@ async function readJson<T>(file: string): Promise<T | undefined> {
     // Only a torn write of a marker that was never acknowledged: forget it, the push is repeated.
     fs.rmSync(file, { force: true });
     return undefined;
-  }
-}
-
-export function syncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
   }
 }
