@@ -89,5 +89,6 @@ export async function benchRestores(ctx: RestoreBenchContext, tools: string[], r
  * restore started just after another tool's directory was deleted paid ~1 ms per created file.
  */
 export function removeRestoreDirs(work: string): void {
-  for (const name of fs.readdirSync(work)) if (name.startsWith('restore-')) fs.rmSync(path.join(work, name), { recursive: true, force: true });
+  for (const name of fs.readdirSync(work))
+    if (name.startsWith('restore-')) fs.rmSync(path.join(work, name), { recursive: true, force: true });
 }
