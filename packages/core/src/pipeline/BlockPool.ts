@@ -1,10 +1,9 @@
-import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
-import { StrataError } from '../errors/index.js';
 import type { Compressor } from '../plugins/contract.js';
 import { WorkerPool } from './WorkerPool.js';
+import { HashThread } from './HashThread.js';
+import { builtWorkerUrl } from './workerUrl.js';
 import { SlotRing, type Slot } from './slots.js';
 import type { BlockJob, BlockResult, BlockWorkerData } from './blockJobs.js';
 
@@ -13,20 +12,6 @@ const binding = createRequire(import.meta.url)('zstd-napi/binding') as typeof im
 /** Default parallelism: two workers, or the number of cores when there are fewer. */
 export function defaultProcessMax(): number {
   return Math.max(1, Math.min(2, os.availableParallelism()));
-}
-
-/**
- * The built worker module. Unit tests run core from its TypeScript sources, where no .js sits
- * beside this file: they use the build output (run `npx tsc -b` first).
- */
-export function blockWorkerUrl(): URL {
-  const here = new URL('./blockWorker.js', import.meta.url);
-  if (fs.existsSync(fileURLToPath(here))) return here;
-  const built = fileURLToPath(here).replace(/([\\/])src([\\/])pipeline([\\/])blockWorker\.js$/, '$1dist$2pipeline$3blockWorker.js');
-  if (!fs.existsSync(built)) {
-    throw new StrataError('Internal', `the block worker module is missing (${built})`, { hint: 'build the project first (npx tsc -b)' });
-  }
-  return pathToFileURL(built);
 }
 
 export interface BlockPoolOptions {
@@ -49,6 +34,7 @@ export function workerCodecOf(compressor: Compressor): { codec: 'zstd' | 'none';
 export class BlockPool {
   readonly slots: SlotRing;
   private readonly pool: WorkerPool<BlockJob, BlockResult>;
+  private hashes: HashThread | undefined;
 
   constructor(readonly opts: BlockPoolOptions) {
     const outSize = Math.max(binding.compressBound(opts.superBlockSize), opts.superBlockSize);
@@ -61,7 +47,7 @@ export class BlockPool {
     const workerData: BlockWorkerData = { sab: this.slots.sab, layout: this.slots.layout, codec: opts.codec, level: opts.level };
     this.pool = new WorkerPool<BlockJob, BlockResult>({
       size: opts.processMax,
-      workerUrl: blockWorkerUrl(),
+      workerUrl: builtWorkerUrl('blockWorker'),
       workerData,
       maxInFlight: this.slots.layout.slots,
     });
@@ -88,7 +74,12 @@ export class BlockPool {
     return this.pool.run(job);
   }
 
-  close(): Promise<void> {
-    return this.pool.close();
+  /** The thread hashing large restored files (started on first use). */
+  hashThread(): HashThread {
+    return (this.hashes ??= new HashThread());
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.pool.close(), this.hashes?.close()]);
   }
 }

@@ -14,6 +14,7 @@ export interface Repo {
   compressorByExtension(extension: string): Compressor;
   put(key: string, body: Buffer | Readable, options?: RepoPutOptions): Promise<void>;
   get(key: string, options?: GetOptions): Promise<Readable>;
+  /** The object (or range) in memory; it may be the backend's own chunk, so callers only read it. */
   getBuffer(key: string, options?: GetOptions): Promise<Buffer>;
   head(key: string): Promise<ObjectInfo | undefined>;
   list(prefix: string): AsyncIterable<ObjectInfo>;

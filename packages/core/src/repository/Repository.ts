@@ -113,7 +113,8 @@ export class Repository implements Repo {
       const stream = await this.backend.get(key, options);
       const chunks: Buffer[] = [];
       for await (const chunk of stream) chunks.push(chunk as Buffer);
-      return Buffer.concat(chunks);
+      // One chunk (a ranged read in one call) is the answer as it is: no copy.
+      return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
     });
   }
 
