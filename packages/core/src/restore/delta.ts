@@ -7,12 +7,15 @@ import type { ManifestFile } from '../manifest/types.js';
 import { PAGE_HASH_BYTES, hashPages, pageCount } from '../blocks/pageHash.js';
 import { FrameReader, hashFile, restoreFile, restorePages, setMetadata } from './fileRestorer.js';
 import type { BlockPool } from '../pipeline/BlockPool.js';
+import type { FileSyncer } from './FileSyncer.js';
 import { ownSlice } from '../pipeline/blockJobs.js';
 
 export interface DeltaOptions {
   chown: boolean;
   /** Trust size and mtime: a file whose both match the manifest is kept unread. */
   force: boolean;
+  /** Makes each file written or patched durable (without: left to the caller). */
+  syncer?: FileSyncer;
 }
 
 /**
@@ -73,6 +76,7 @@ export async function deltaRestoreFile(
   }
   if (!patched) return keep();
   await setMetadata(dest, file, opts);
+  await opts.syncer?.syncPath(dest, file.path);
   return 'patched';
 }
 

@@ -12,6 +12,7 @@ import { pageOwners, pagesOf } from '../blocks/superBlocks.js';
 import type { BlockPool } from '../pipeline/BlockPool.js';
 import { Permits } from '../pipeline/Permits.js';
 import { localHash, type HashThread, type StreamHash } from '../pipeline/HashThread.js';
+import type { FileSyncer } from './FileSyncer.js';
 
 /**
  * Read-ahead windows kept per restore (1 MiB each). Files restored at once interleave their frames
@@ -178,9 +179,10 @@ export class FrameReader {
  * this thread — the one that verifies, hashes and dispatches — is the restore's critical path
  * (docs/performance.md: creating a file costs ~0.5 ms of kernel time here).
  */
-export async function restoreFile(file: ManifestFile, dest: string, reader: FrameReader, opts: { chown: boolean }): Promise<number> {
+export async function restoreFile(file: ManifestFile, dest: string, reader: FrameReader, opts: RestoreFileOptions): Promise<number> {
   const handle = await fs.open(dest, 'wx+', 0o600);
   const size = file.size ?? 0;
+  let handedOver = false;
   try {
     let written = 0;
     let digest: string | undefined;
@@ -193,7 +195,7 @@ export async function restoreFile(file: ManifestFile, dest: string, reader: Fram
       });
       digest = sha.digest('hex');
     } else if (file.blockMap) {
-      const result = await restorePages(file, size, handle, reader);
+      const result = await restorePages(file, size, handle, reader, undefined, opts.syncer);
       written = result.written;
       digest = result.sha256;
     } else digest = createHash('sha256').digest('hex');
@@ -204,10 +206,20 @@ export async function restoreFile(file: ManifestFile, dest: string, reader: Fram
       });
     }
     await setMetadataOfHandle(handle, file, opts);
+    if (opts.syncer) {
+      handedOver = true;
+      await opts.syncer.syncAndClose(handle, file.path);
+    }
   } finally {
-    await handle.close();
+    if (!handedOver) await handle.close();
   }
   return size;
+}
+
+export interface RestoreFileOptions {
+  chown: boolean;
+  /** Makes the file durable once it is complete (without: left to the caller). */
+  syncer?: FileSyncer;
 }
 
 /**
@@ -227,6 +239,8 @@ export async function restorePages(
   reader: FrameReader,
   /** Delta restore: only these pages are written (and only their super blocks fetched). */
   only?: Uint8Array,
+  /** Told how far a file restored whole is written, to start its writeback on the way. */
+  syncer?: FileSyncer,
 ): Promise<{ written: number; sha256?: string }> {
   const map = await reader.blockMap(file.blockMap!, file.path);
   const { pageSize } = map;
@@ -297,7 +311,10 @@ export async function restorePages(
     }
     flush();
     await settleAll(writes);
-    await staged?.flush();
+    if (staged) {
+      await staged.flush();
+      syncer?.progress(handle, staged.flushed, file.path);
+    }
     return frameWritten;
   };
 
@@ -382,6 +399,11 @@ export class StagedFile {
   /** Shared memory when the hash thread reads it (untouched pages of either are not resident). */
   private buffer(bytes: number): Buffer {
     return this.hasher ? Buffer.from(new SharedArrayBuffer(bytes)) : Buffer.allocUnsafe(bytes);
+  }
+
+  /** Bytes of the file's prefix written so far. */
+  get flushed(): number {
+    return Math.min(this.base * this.pageSize, this.size);
   }
 
   /** Takes a verified page (`len` bytes of `data` at `from`). */

@@ -15,6 +15,7 @@ import { copyFile } from '../backup/fileCopier.js';
 import { FrameReader, WINDOWS_KEPT, restoreFile } from './fileRestorer.js';
 import { keys } from '../repository/keys.js';
 import { deltaRestoreFile } from './delta.js';
+import { FileSyncer } from './FileSyncer.js';
 
 const PAGE = 8192;
 const SUPER = 4 * PAGE;
@@ -107,7 +108,11 @@ describe('restore through the block pool, frames pipelined', () => {
         reader.trustFrameChecksums = trust;
         reader.readAhead = 3 * PAGE; // windows smaller than some frames: frames spanning windows are joined
         const out = path.join(dir, `chain-restored-${trust}`);
-        await restoreFile(incr, out, reader, { chown: false });
+        const syncer = new FileSyncer();
+        await restoreFile(incr, out, reader, { chown: false, syncer });
+        await syncer.drain();
+        // Handed over complete, made durable and closed by the syncer.
+        expect(syncer.synced).toBe(1);
         expect(fs.readFileSync(out).equals(changed)).toBe(true);
       } finally {
         await pool.close();

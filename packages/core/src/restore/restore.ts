@@ -1,6 +1,6 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { syncFilesystem } from './syncFilesystem.js';
+import { FileSyncer } from './FileSyncer.js';
 import { StrataError, isStrataError } from '../errors/index.js';
 import type { Repo } from '../repository/Repo.js';
 import type { Manifest, ManifestFile } from '../manifest/types.js';
@@ -137,87 +137,112 @@ async function restoreWithPool(
   let pgControl: ManifestFile | undefined;
   // Files are restored several at once; directories and links are made in manifest order first.
   const lanes = new Lanes(pool.size * 2);
-  // Delta: the largest files first. Each is compared by one block worker, in one pass; started
-  // last, the biggest file would leave the other workers idle while it is read.
-  // Directories and links keep their manifest order, ahead of the files (a stable sort).
-  const weight = (f: ManifestFile) => (f.type === 'file' ? (f.size ?? 0) : Infinity);
-  const ordered = delta ? [...manifest.files].sort((a, b) => weight(b) - weight(a)) : manifest.files;
-  for (const file of ordered) {
-    if (lanes.failed) break;
-    const dest = path.join(pgdata, ...file.path.split('/'));
-    if (!dest.startsWith(pgdata + path.sep)) throw new StrataError('Integrity', `manifest path "${file.path}" escapes the data directory`);
-    if (file.type === 'dir') {
-      await fs.mkdir(dest, { recursive: true, mode: 0o700 });
-      dirs.push({ dest, file });
-    } else if (file.type === 'link') {
-      const target = linkTarget(file)!;
-      if (locations.has(file.path)) await fs.mkdir(target, { recursive: true, mode: 0o700 });
-      const existing = delta ? await fs.readlink(dest).catch(() => undefined) : undefined;
-      if (existing !== target) await fs.symlink(target, dest);
-      if (chown) await fs.lchown(dest, file.uid, file.gid);
-    } else if (file.path === PG_CONTROL) {
-      pgControl = file;
-    } else {
-      const d = delta;
-      await lanes.run(async () => {
-        await writeRate?.take(file.size ?? 0);
-        if (d) d[await deltaRestoreFile(file, dest, reader, { chown, force: opts.force ?? false })]++;
-        else await restoreFile(file, dest, reader, { chown });
-        bytes += file.size ?? 0;
-        files++;
-        opts.onProgress?.({ bytes, totalBytes });
-      });
-    }
+  // Each file is made durable once complete, while the others are restored (FileSyncer.ts).
+  const syncer = new FileSyncer();
+  const fileOpts = { chown, syncer };
+  try {
+    return await restoreEntries();
+  } finally {
+    // A failed restore still closes every handle handed over before its files are removed.
+    await lanes.drain().catch(() => undefined);
+    await syncer.drain().catch(() => undefined);
   }
-  await lanes.drain();
-  (opts.logger ?? noopLogger).debug({ files, bytes, ms: Date.now() - started }, 'files restored');
-  if (!pgControl) throw new StrataError('Integrity', `backup ${manifest.label} has no ${PG_CONTROL}`);
 
-  await writeDurably(path.join(pgdata, 'backup_label'), manifest.backupLabel);
-  if (manifest.tablespaceMap)
-    await writeDurably(path.join(pgdata, 'tablespace_map'), remapTablespaceMap(manifest.tablespaceMap, locations));
-  await writeRecoveryConfig(pgdata, {
-    restoreCommand: opts.restoreCommand,
-    target: opts.target,
-    targetAction: opts.targetAction,
-    targetExclusive: opts.targetExclusive,
-    targetTimeline: opts.targetTimeline,
-    archiveMode: opts.archiveMode,
-    label: manifest.label,
-  });
-  if (chown) {
-    // Files restore itself wrote belong to the data directory's owner, not root: PostgreSQL
-    // started as that user must be able to rename backup_label and remove recovery.signal.
-    const owner = rootDirMeta(manifest);
-    for (const name of ['backup_label', 'tablespace_map', 'postgresql.auto.conf', 'recovery.signal']) {
-      await fs.lchown(path.join(pgdata, name), owner.uid, owner.gid).catch((err: NodeJS.ErrnoException) => {
-        if (err.code !== 'ENOENT') throw err;
-      });
+  async function restoreEntries(): Promise<RestoreResult> {
+    // Delta: the largest files first. Each is compared by one block worker, in one pass; started
+    // last, the biggest file would leave the other workers idle while it is read.
+    // Directories and links keep their manifest order, ahead of the files (a stable sort).
+    const weight = (f: ManifestFile) => (f.type === 'file' ? (f.size ?? 0) : Infinity);
+    const ordered = delta ? [...manifest.files].sort((a, b) => weight(b) - weight(a)) : manifest.files;
+    for (const file of ordered) {
+      if (lanes.failed) break;
+      const dest = path.join(pgdata, ...file.path.split('/'));
+      if (!dest.startsWith(pgdata + path.sep))
+        throw new StrataError('Integrity', `manifest path "${file.path}" escapes the data directory`);
+      if (file.type === 'dir') {
+        await fs.mkdir(dest, { recursive: true, mode: 0o700 });
+        dirs.push({ dest, file });
+      } else if (file.type === 'link') {
+        const target = linkTarget(file)!;
+        if (locations.has(file.path)) await fs.mkdir(target, { recursive: true, mode: 0o700 });
+        const existing = delta ? await fs.readlink(dest).catch(() => undefined) : undefined;
+        if (existing !== target) await fs.symlink(target, dest);
+        if (chown) await fs.lchown(dest, file.uid, file.gid);
+      } else if (file.path === PG_CONTROL) {
+        pgControl = file;
+      } else {
+        const d = delta;
+        await lanes.run(async () => {
+          await writeRate?.take(file.size ?? 0);
+          if (d) d[await deltaRestoreFile(file, dest, reader, { ...fileOpts, force: opts.force ?? false })]++;
+          else await restoreFile(file, dest, reader, fileOpts);
+          bytes += file.size ?? 0;
+          files++;
+          opts.onProgress?.({ bytes, totalBytes });
+        });
+      }
     }
-  }
-  // Everything else is on disk before pg_control makes the directory startable.
-  await syncFilesystem([pgdata, ...locations.values()]);
-  (opts.logger ?? noopLogger).debug({ ms: Date.now() - started }, 'data directory synced');
-  const controlTmp = path.join(pgdata, `${PG_CONTROL}.strata-tmp`);
-  await fs.rm(controlTmp, { force: true });
-  bytes += await restoreFile(pgControl, controlTmp, reader, { chown });
-  await fs.rename(controlTmp, path.join(pgdata, ...PG_CONTROL.split('/')));
-  files++;
-  // Directory times last: writing files into them changed their mtimes.
-  for (const { dest, file } of dirs.reverse()) await setMetadata(dest, file, { chown });
-  await setMetadata(pgdata, { ...rootDirMeta(manifest), path: '' }, { chown }).catch(() => undefined);
-  await syncFilesystem([pgdata, ...locations.values()]);
+    await lanes.drain();
+    (opts.logger ?? noopLogger).debug({ files, bytes, ms: Date.now() - started }, 'files restored');
+    await syncer.drain();
+    (opts.logger ?? noopLogger).debug({ synced: syncer.synced, ms: Date.now() - started }, 'files synced');
+    if (!pgControl) throw new StrataError('Integrity', `backup ${manifest.label} has no ${PG_CONTROL}`);
 
-  return {
-    label: manifest.label,
-    pgdata,
-    files,
-    bytes,
-    bytesFetched: reader.bytesFetched,
-    ...(delta ? { delta } : {}),
-    target: describeTarget(opts.target),
-    durationMs: Date.now() - started,
-  };
+    await writeDurably(path.join(pgdata, 'backup_label'), manifest.backupLabel);
+    if (manifest.tablespaceMap)
+      await writeDurably(path.join(pgdata, 'tablespace_map'), remapTablespaceMap(manifest.tablespaceMap, locations));
+    await writeRecoveryConfig(pgdata, {
+      restoreCommand: opts.restoreCommand,
+      target: opts.target,
+      targetAction: opts.targetAction,
+      targetExclusive: opts.targetExclusive,
+      targetTimeline: opts.targetTimeline,
+      archiveMode: opts.archiveMode,
+      label: manifest.label,
+    });
+    if (chown) {
+      // Files restore itself wrote belong to the data directory's owner, not root: PostgreSQL
+      // started as that user must be able to rename backup_label and remove recovery.signal.
+      const owner = rootDirMeta(manifest);
+      for (const name of ['backup_label', 'tablespace_map', 'postgresql.auto.conf', 'recovery.signal']) {
+        await fs.lchown(path.join(pgdata, name), owner.uid, owner.gid).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT') throw err;
+        });
+      }
+    }
+    // Directory times once their entries are all there (writing files into them changed them); then
+    // every directory is synced: everything else is on disk before pg_control makes the directory
+    // startable.
+    for (const { dest, file } of [...dirs].reverse()) await setMetadata(dest, file, { chown });
+    const rootMeta = { ...rootDirMeta(manifest), path: '' };
+    await setMetadata(pgdata, rootMeta, { chown }).catch(() => undefined);
+    for (const { dest, file } of dirs) await syncer.syncPath(dest, file.path);
+    for (const dir of [pgdata, ...locations.values()]) await syncer.syncPath(dir, dir);
+    await syncer.drain();
+    (opts.logger ?? noopLogger).debug({ ms: Date.now() - started }, 'data directory synced');
+    const controlTmp = path.join(pgdata, `${PG_CONTROL}.strata-tmp`);
+    await fs.rm(controlTmp, { force: true });
+    bytes += await restoreFile(pgControl, controlTmp, reader, fileOpts);
+    await syncer.drain();
+    const globalDir = path.dirname(path.join(pgdata, ...PG_CONTROL.split('/')));
+    await fs.rename(controlTmp, path.join(pgdata, ...PG_CONTROL.split('/')));
+    files++;
+    const global = dirs.find((d) => d.dest === globalDir);
+    if (global) await setMetadata(global.dest, global.file, { chown });
+    await syncer.syncPath(globalDir, path.dirname(PG_CONTROL));
+    await syncer.drain();
+
+    return {
+      label: manifest.label,
+      pgdata,
+      files,
+      bytes,
+      bytesFetched: reader.bytesFetched,
+      ...(delta ? { delta } : {}),
+      target: describeTarget(opts.target),
+      durationMs: Date.now() - started,
+    };
+  }
 }
 
 function rootDirMeta(m: Manifest): ManifestFile {
