@@ -31,6 +31,28 @@ export interface RestoreBenchContext {
   strata: (args: string[]) => Promise<Timed>;
   /** Runs `pgbackrest <args>` for one of the pgBackRest configurations. */
   pgbr: (tool: string, args: string[]) => Promise<Timed>;
+  /** Bytes of page cache freed just before each full restore (see freePageCache); 0: none. */
+  freeBytes?: number;
+}
+
+/**
+ * Writes `bytes` to a scratch file and deletes it, so the restore that follows writes into page
+ * cache pages touched a moment ago. On these VMs writing 1.5 GB into the page cache costs 0.5 s of
+ * kernel time, or 3–4 s when the guest's free pages were not touched recently, and which of the
+ * two a restore got swung its wall time by ±30% for either tool (docs/performance.md). The pages of
+ * a deleted file that was never flushed go back to the free lists without being written.
+ */
+export function freePageCache(dir: string, bytes: number): void {
+  if (bytes <= 0) return;
+  const file = path.join(dir, 'page-cache-scratch');
+  const chunk = Buffer.alloc(4 * 1024 * 1024);
+  const fd = fs.openSync(file, 'w');
+  try {
+    for (let done = 0; done < bytes; done += chunk.length) fs.writeSync(fd, chunk);
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(file);
+  }
 }
 
 /** The same small change in any restored directory: 4 pages in each of the 3 largest relation files, one small file removed. */
@@ -74,6 +96,7 @@ export async function benchRestores(ctx: RestoreBenchContext, tools: string[], r
       tool === 'strata'
         ? ctx.strata(['restore', '--pgdata', dir, '--archive-mode', 'off', ...(delta ? ['--delta'] : [])])
         : ctx.pgbr(tool, ['restore', `--pg1-path=${dir}`, ...(delta ? ['--delta'] : [])]);
+    freePageCache(ctx.work, ctx.freeBytes ?? 0);
     const full = await run(false);
     samples.push({ tool, round, kind: 'restore', wallSeconds: full.wallSeconds, peakRssMiB: full.peakRssMiB });
     smallChange(dir);

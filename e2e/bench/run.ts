@@ -154,7 +154,8 @@ async function main(): Promise<void> {
     for (const tool of order) await backup(tool, 'full', round);
     await pg.pgbench(['-T', String(PGBENCH_SECONDS), '-c', '2', 'postgres']);
     for (const tool of order) await backup(tool, 'incr', round);
-    restores.push(...(await benchRestores({ work, strata, pgbr: (t, a) => pgbr(t as Tool, a) }, order, round)));
+    const freeBytes = Math.ceil(dbBytes * 1.25);
+    restores.push(...(await benchRestores({ work, strata, pgbr: (t, a) => pgbr(t as Tool, a), freeBytes }, order, round)));
     for (const s of restores.filter((r) => r.round === round))
       log(`  round ${round} ${s.kind.padEnd(7)} ${s.tool.padEnd(17)} ${s.wallSeconds.toFixed(2)} s  ${s.peakRssMiB.toFixed(0)} MiB RSS`);
   }
