@@ -65,11 +65,11 @@ async function check(args: string[] = []): Promise<{ code: number; report: Check
   return { code: res.code ?? -1, report: report!, stderr: res.stderr };
 }
 
-interface ArchiverState {
+type ArchiverState = {
   failed: string;
   last_failed_wal: string | null;
   last_archived_wal: string | null;
-}
+};
 
 async function archiverState(): Promise<ArchiverState> {
   const [s] = await src.pg.query<ArchiverState>(
