@@ -4,6 +4,7 @@ import type { ArchivePushResult, Logger } from '@strata/core/base';
 import { StrataError } from '@strata/core/errors';
 import { lightFs } from '@strata/core/lightFs';
 import { unreadableWal, walNameOf } from '@strata/core/wal/walFile';
+import type { WalCodec } from '@strata/core/wal/prepare';
 import { ArchiveSpool, fileIdentity, spoolDir } from '@strata/core/wal/spool';
 import type { ClusterContext, GlobalFlags } from '../cli/context.js';
 import { BIN } from '../self.js';
@@ -28,13 +29,18 @@ export interface AsyncTarget {
   timeoutSeconds: number;
   /** archive.processMax: the pusher starts its workers from this without parsing the config. */
   processMax: number;
+  /**
+   * The configured compressor as a codec core runs (undefined for a third-party one): the pusher's
+   * workers compress with it before the pusher has loaded the config.
+   */
+  codec?: WalCodec;
 }
 
 const POLL_MS = 5;
 const RESPAWN_CHECK_MS = 1000;
 const LOG_ROTATE_BYTES = 16 * 1024 * 1024;
 
-export function asyncTargetOf(ctx: ClusterContext, flags: GlobalFlags): AsyncTarget {
+export function asyncTargetOf(ctx: ClusterContext, flags: GlobalFlags, codec: WalCodec | undefined): AsyncTarget {
   const { config } = ctx.loaded;
   // Without --repo the pusher writes to every repository: its spool is named after all of them.
   const repo = flags.repo ?? config.repos.map((r) => r.name).join('+');
@@ -51,6 +57,7 @@ export function asyncTargetOf(ctx: ClusterContext, flags: GlobalFlags): AsyncTar
     spoolDir: spoolDir(path.resolve(ctx.loaded.dir, config.archive.spoolPath!), ctx.clusterName, repo),
     timeoutSeconds: config.archive.timeout,
     processMax: config.archive.processMax,
+    ...(codec ? { codec } : {}),
   };
 }
 

@@ -1,6 +1,6 @@
 import { archivePush, type ArchivePushResult, type Logger } from '@strata/core/base';
 import { StrataError } from '@strata/core/errors';
-import { loadClusterContext, openRepositoryFor, type GlobalFlags } from '../cli/context.js';
+import { compressionCodecFor, loadClusterContext, openRepositoryFor, type GlobalFlags } from '../cli/context.js';
 import { asyncTargetOf, pushAsync } from './asyncClient.js';
 import { writeCachedTarget } from './targetCache.js';
 
@@ -8,7 +8,7 @@ import { writeCachedTarget } from './targetCache.js';
 export async function runArchivePush(flags: GlobalFlags, walPath: string, logger: Logger): Promise<ArchivePushResult> {
   const ctx = await loadClusterContext(flags);
   if (ctx.loaded.config.archive.async) {
-    const target = asyncTargetOf(ctx, flags);
+    const target = asyncTargetOf(ctx, flags, await compressionCodecFor(ctx));
     writeCachedTarget(flags, target, ctx.loaded.text);
     return pushAsync(target, walPath, flags, logger);
   }

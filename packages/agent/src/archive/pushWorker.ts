@@ -1,46 +1,37 @@
-import { parentPort, workerData } from 'node:worker_threads';
-import { archivePush, toStrataError, type ArchivePushResult, type Repo } from '@strata/core/base';
-import { loadClusterContext, openRepositoryFor, type ClusterContext, type GlobalFlags } from '../cli/context.js';
-import { createLogger } from '../cli/logger.js';
+import { parentPort } from 'node:worker_threads';
+import { toStrataError } from '@strata/core/errors';
+import { prepareWal, WalScratch, type PreparedWal, type WalCodec } from '@strata/core/wal/prepare';
 
 export interface WorkerRequest {
   id: number;
   walPath: string;
+  /** Undefined when the repository's compressor is not one core runs: the body is then the file. */
+  codec?: WalCodec;
 }
 
 export type WorkerReply =
-  | { id: number; result: ArchivePushResult }
+  | { id: number; prepared: PreparedWal }
   | { id: number; error: { code: string; message: string; hint?: string; context: Record<string, string | number | boolean | undefined> } };
 
-/** One of the background pusher's workers (archive/pusher.ts): archivePush, one file at a time. */
-const flags = workerData as GlobalFlags;
-const logger = createLogger(flags['log-level'] ?? 'warn', 'archive-push-async');
-// Opened once, while the pusher scans for work.
-const opened: Promise<{ ctx: ClusterContext; repo: Repo }> = loadClusterContext(flags).then(async (ctx) => ({
-  ctx,
-  repo: await openRepositoryFor(ctx, flags, logger),
-}));
-opened.catch(() => undefined);
+/**
+ * One of the background pusher's workers (archive/pusher.ts): the CPU half of archive-push (read,
+ * sha256, compress), one file at a time. It loads no config, schema or storage plugin — the
+ * pusher's main thread opens the repository once and stores what the workers prepare — so it
+ * starts in milliseconds and every core goes to checksums and compression.
+ */
+const scratch = new WalScratch();
 
 parentPort!.on('message', (req: WorkerRequest) => {
-  opened
-    .then(({ ctx, repo }) =>
-      archivePush({
-        repo,
-        cluster: ctx.clusterName,
-        walPath: req.walPath,
-        compression: String(ctx.loaded.config.compression.plugin),
-        logger,
-      }),
-    )
-    .then(
-      (result) => parentPort!.postMessage({ id: req.id, result } satisfies WorkerReply),
-      (err: unknown) => {
-        const e = toStrataError(err);
-        parentPort!.postMessage({
-          id: req.id,
-          error: { code: e.code, message: e.message, hint: e.hint, context: e.context },
-        } satisfies WorkerReply);
-      },
-    );
+  let reply: WorkerReply;
+  const transfer: ArrayBuffer[] = [];
+  try {
+    const prepared = prepareWal(req.walPath, req.codec, scratch);
+    // The body has its own ArrayBuffer (prepareWal): handed over, not copied.
+    transfer.push(prepared.body.buffer as ArrayBuffer);
+    reply = { id: req.id, prepared };
+  } catch (err) {
+    const e = toStrataError(err);
+    reply = { id: req.id, error: { code: e.code, message: e.message, hint: e.hint, context: e.context } };
+  }
+  parentPort!.postMessage(reply, transfer);
 });

@@ -1,7 +1,9 @@
 import { Worker } from 'node:worker_threads';
-// Light imports only (not @strata/core/base, which loads every schema): the workers do the rest.
-import type { ArchivePushResult, Logger } from '@strata/core/base';
+// Light imports only (not @strata/core/base, which loads every schema): the repository is opened
+// after the workers have started.
+import type { ArchivePushResult, Logger, Repo, storePreparedWal } from '@strata/core/base';
 import { StrataError, type ErrorCode } from '@strata/core/errors';
+import { codecOf, type PreparedWal, type WalCodec } from '@strata/core/wal/prepare';
 import { runPusher, type PusherResult } from '@strata/core/wal/pusher';
 import { ArchiveSpool } from '@strata/core/wal/spool';
 import type { GlobalFlags } from '../cli/context.js';
@@ -13,31 +15,52 @@ import type { WorkerReply, WorkerRequest } from './pushWorker.js';
 export const PUSHER_IDLE_MS = 10_000;
 
 /**
- * Pushes each worker thread has in flight: one compresses while the other waits for its fsyncs,
- * which take as long as the compression here.
+ * Files in flight per worker thread: one is prepared while the main thread stores the one before
+ * (its object and directory fsyncs take about as long as the compression here).
  */
 export const PUSHES_PER_WORKER = 2;
 
+interface Opened {
+  repo: Repo;
+  clusterName: string;
+  compression: string;
+  codec: WalCodec | undefined;
+  storePreparedWal: typeof storePreparedWal;
+}
+
 /**
- * The background pusher (spawned by an async archive-push): holds the spool's lock, and pushes
- * ready WAL files with archive.processMax worker threads, so that checksumming and compressing
- * run on several cores. Exits when idle; the next archive-push starts a new one.
- * With a target-cache entry for its flags (the archive-push that started it wrote one), it starts
- * its workers at once and never parses the config itself: the workers' own loading is then the
- * whole cold start.
+ * The background pusher (spawned by an async archive-push): holds the spool's lock and pushes
+ * ready WAL files. archive.processMax worker threads read, checksum and compress them
+ * (archive/pushWorker.ts, which loads nothing else); this thread opens the repository once and
+ * stores each prepared file (storePreparedWal: the same checks and put as a sync archive-push).
+ * Exits when idle; the next archive-push starts a new one.
+ * With a target-cache entry for its flags (the archive-push that started it wrote one, with the
+ * compressor's codec), the workers start at once and compress the first files while the config
+ * and the storage plugin are still loading here.
  */
 export async function runArchivePusher(flags: GlobalFlags, walDir: string, logger: Logger): Promise<PusherResult | undefined> {
   let target = readCachedTarget(flags);
-  // Started before anything else is loaded: the workers' start-up is most of the pusher's.
-  let pool = target ? new WorkerPool(target.processMax, flags) : undefined;
+  // Started before anything else is loaded.
+  let pool = target ? new PreparePool(target.processMax) : undefined;
   try {
+    // Loaded while the workers start and the pusher scans for work: nothing waits for it but
+    // the first store (and, without a cached codec, the first compression).
+    const context = import('../cli/context.js').then(async (m) => ({ ...m, ctx: await m.loadClusterContext(flags) }));
+    context.catch(() => undefined);
     if (!target) {
-      const { loadClusterContext } = await import('../cli/context.js');
-      const ctx = await loadClusterContext(flags);
-      target = asyncTargetOf(ctx, flags);
+      const { ctx, compressionCodecFor } = await context;
+      target = asyncTargetOf(ctx, flags, await compressionCodecFor(ctx));
       writeCachedTarget(flags, target, ctx.loaded.text);
-      pool = new WorkerPool(target.processMax, flags);
+      pool = new PreparePool(target.processMax);
     }
+    const known = target;
+    const opened: Promise<Opened> = context.then(async ({ ctx, openRepositoryFor }) => {
+      const repo = await openRepositoryFor(ctx, flags, logger);
+      const compression = String(ctx.loaded.config.compression.plugin);
+      const { storePreparedWal } = await import('@strata/core/base');
+      return { repo, clusterName: ctx.clusterName, compression, codec: codecOf(repo.compressor(compression)), storePreparedWal };
+    });
+    opened.catch(() => undefined);
     const spool = new ArchiveSpool(target.spoolDir);
     await spool.create();
     if (!(await spool.lock())) {
@@ -46,12 +69,19 @@ export async function runArchivePusher(flags: GlobalFlags, walDir: string, logge
     }
     try {
       const active = pool!;
+      const push = async (walPath: string): Promise<ArchivePushResult> => {
+        // The cached codec is a head start (the workers compress before the config is loaded here);
+        // storePreparedWal compresses again should it not be the repository's compressor's.
+        const prepared = await active.prepare(walPath, known.codec ?? (await opened).codec);
+        const { repo, clusterName, compression, storePreparedWal } = await opened;
+        return storePreparedWal({ repo, cluster: clusterName, walPath, compression, prepared, logger });
+      };
       const result = await runPusher({
         walDir,
         spool,
         processMax: target.processMax * PUSHES_PER_WORKER,
         idleMs: PUSHER_IDLE_MS,
-        push: (walPath) => active.push(walPath),
+        push,
         logger,
       });
       logger.info({ ...result }, 'pusher idle, exiting');
@@ -64,56 +94,65 @@ export async function runArchivePusher(flags: GlobalFlags, walDir: string, logge
   }
 }
 
-/** Worker threads, each with its own repository, taking up to PUSHES_PER_WORKER WAL files at a time. */
-class WorkerPool {
-  private readonly idle: Worker[] = [];
-  private readonly all: Worker[] = [];
-  private readonly waiting: ((w: Worker) => void)[] = [];
+interface PoolWorker {
+  worker: Worker;
+  /** Files handed to it and not yet answered. */
+  load: number;
+}
+
+/** Worker threads preparing WAL files; each file goes to the worker with the fewest in hand. */
+class PreparePool {
+  private readonly workers: PoolWorker[] = [];
+  private readonly pending = new Map<number, { resolve: (p: PreparedWal) => void; reject: (err: unknown) => void; w: PoolWorker }>();
   private nextId = 0;
 
-  constructor(size: number, flags: GlobalFlags) {
+  constructor(size: number) {
     for (let i = 0; i < size; i++) {
-      const w = new Worker(new URL('./pushWorker.js', import.meta.url), { workerData: flags });
-      this.all.push(w);
+      const worker = new Worker(new URL('./pushWorker.js', import.meta.url));
+      const entry: PoolWorker = { worker, load: 0 };
+      worker.on('message', (reply: WorkerReply) => this.settle(reply));
+      worker.on('error', (err) => this.failAll(entry, err));
+      worker.on('exit', (code) => this.failAll(entry, new StrataError('Internal', `archive worker exited with code ${code}`)));
+      this.workers.push(entry);
     }
-    // One slot per push a worker may have in flight; taken from the end, so the workers alternate.
-    for (let slot = 0; slot < PUSHES_PER_WORKER; slot++) this.idle.unshift(...this.all);
   }
 
-  async push(walPath: string): Promise<ArchivePushResult> {
-    const worker = this.idle.pop() ?? (await new Promise<Worker>((r) => this.waiting.push(r)));
-    try {
-      return await new Promise<ArchivePushResult>((resolve, reject) => {
-        const id = this.nextId++;
-        const onMessage = (reply: WorkerReply) => {
-          if (reply.id !== id) return;
-          cleanup();
-          if ('result' in reply) resolve(reply.result);
-          else
-            reject(
-              new StrataError(reply.error.code as ErrorCode, reply.error.message, { hint: reply.error.hint, context: reply.error.context }),
-            );
-        };
-        const onExit = (code: number) => {
-          cleanup();
-          reject(new StrataError('Internal', `archive worker exited with code ${code}`));
-        };
-        const cleanup = () => {
-          worker.off('message', onMessage);
-          worker.off('exit', onExit);
-        };
-        worker.on('message', onMessage);
-        worker.on('exit', onExit);
-        worker.postMessage({ id, walPath } satisfies WorkerRequest);
-      });
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next(worker);
-      else this.idle.push(worker);
+  prepare(walPath: string, codec: WalCodec | undefined): Promise<PreparedWal> {
+    const w = this.workers.reduce((a, b) => (b.load < a.load ? b : a));
+    const id = this.nextId++;
+    w.load++;
+    return new Promise<PreparedWal>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, w });
+      w.worker.postMessage({ id, walPath, ...(codec ? { codec } : {}) } satisfies WorkerRequest);
+    });
+  }
+
+  private settle(reply: WorkerReply): void {
+    const p = this.pending.get(reply.id);
+    if (!p) return;
+    this.pending.delete(reply.id);
+    p.w.load--;
+    if ('prepared' in reply) {
+      // Structured cloning turns the Buffer into a plain Uint8Array over the transferred memory.
+      const body = reply.prepared.body;
+      p.resolve({ ...reply.prepared, body: Buffer.from(body.buffer, body.byteOffset, body.byteLength) });
+    } else {
+      const { code, message, hint, context } = reply.error;
+      p.reject(new StrataError(code as ErrorCode, message, { hint, context }));
     }
+  }
+
+  private failAll(entry: PoolWorker, err: unknown): void {
+    for (const [id, p] of this.pending) {
+      if (p.w !== entry) continue;
+      this.pending.delete(id);
+      p.reject(err);
+    }
+    // A dead worker takes no more files.
+    entry.load = Number.POSITIVE_INFINITY;
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.all.map((w) => w.terminate()));
+    await Promise.all(this.workers.map((w) => w.worker.terminate()));
   }
 }

@@ -14,7 +14,7 @@ import type { AsyncTarget } from './asyncClient.js';
  * ($XDG_CACHE_HOME, or .cache in the account's home directory, then strata/); failing to write it only costs speed.
  */
 interface Entry {
-  version: 2;
+  version: 3;
   key: string;
   config: Stamp;
   target: AsyncTarget;
@@ -55,7 +55,7 @@ export function readCachedTarget(flags: GlobalFlags, env: NodeJS.ProcessEnv = pr
   try {
     const key = entryKey(flags, env);
     const entry = JSON.parse(lightFs.readFileSync(entryFile(key, env), 'utf8')) as Entry;
-    if (entry.version !== 2 || entry.key !== key) return undefined;
+    if (entry.version !== 3 || entry.key !== key) return undefined;
     const now = stampOf(lightFs.readFileSync(entry.target.configPath, 'utf8'));
     return now.length === entry.config.length && now.hash === entry.config.hash ? entry.target : undefined;
   } catch {
@@ -70,7 +70,7 @@ export function writeCachedTarget(flags: GlobalFlags, target: AsyncTarget, confi
     const file = entryFile(key, env);
     lightFs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     const tmp = `${file}.tmp-${process.pid}`;
-    lightFs.writeFileSync(tmp, JSON.stringify({ version: 2, key, config: stampOf(configText), target } satisfies Entry), { mode: 0o600 });
+    lightFs.writeFileSync(tmp, JSON.stringify({ version: 3, key, config: stampOf(configText), target } satisfies Entry), { mode: 0o600 });
     lightFs.renameSync(tmp, file);
   } catch {
     // A read-only or missing home: every call takes the full path, which is only slower.

@@ -1,6 +1,7 @@
 import type { Logger, Repo, Repository } from '@strata/core/base';
 import { configPath, loadConfig, selectCluster, type LoadedConfig } from '../config/loadConfig.js';
-import { openCopies, openCopy, openRepository } from '../plugins/loadPlugins.js';
+import type { WalCodec } from '@strata/core/wal/prepare';
+import { compressionCodec, openCopies, openCopy, openRepository } from '../plugins/loadPlugins.js';
 import type { LogLevel } from './logger.js';
 
 /** The flags every command takes (BaseCommand.baseFlags), as both entry points parse them. */
@@ -38,6 +39,11 @@ export async function openContext(flags: GlobalFlags, logger: Logger): Promise<C
 
 export function openRepositoryFor(ctx: ClusterContext, flags: GlobalFlags, logger: Logger): Promise<Repo> {
   return openRepository(ctx.loaded.config, ctx.loaded.path, ctx.loaded.dir, flags.repo, logger);
+}
+
+/** The configured compressor as a codec core runs (async archiving's workers compress with it). */
+export function compressionCodecFor(ctx: ClusterContext): Promise<WalCodec | undefined> {
+  return compressionCodec(ctx.loaded.config, ctx.loaded.path, ctx.loaded.dir);
 }
 
 /** The repositories one by one: the one --repo names, else every configured one. */

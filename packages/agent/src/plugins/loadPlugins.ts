@@ -23,6 +23,7 @@ import {
   type StorageBackend,
   type StrataConfig,
 } from '@strata/core/base';
+import { codecOf, type WalCodec } from '@strata/core/wal/prepare';
 import { applyEncryption } from './encryption.js';
 
 /** Short names of the plugins that ship with Strata. */
@@ -106,6 +107,11 @@ async function loadCompressors(config: StrataConfig, source: string, configDir: 
     out.set(chosen, (await plugin.create(parsed, { configDir })) as Compressor);
   }
   return out;
+}
+
+/** The configured compressor's codec when core runs it itself (see codecOf); undefined for a third-party one. */
+export async function compressionCodec(config: StrataConfig, source: string, configDir: string): Promise<WalCodec | undefined> {
+  return codecOf((await loadCompressors(config, source, configDir)).get(config.compression.plugin)!);
 }
 
 function withoutPluginKey(obj: Record<string, unknown>, extra: string[] = []): Record<string, unknown> {

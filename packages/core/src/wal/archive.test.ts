@@ -8,7 +8,8 @@ import { writeClusterInfo } from '../repository/clusterInfo.js';
 import { Repository } from '../repository/Repository.js';
 import { expectStrataError } from '../testing/assertions.js';
 import { MemoryBackend } from '../testing/memoryBackend.js';
-import { archiveGet, archivePush, fetchWal, findWalObjects } from './archive.js';
+import { archiveGet, archivePush, fetchWal, findWalObjects, storePreparedWal } from './archive.js';
+import { WalScratch, prepareWal } from './prepare.js';
 
 const SEGMENT_SIZE = 16 * 1024 * 1024;
 const SYSTEM_ID = 7301234567890123456n;
@@ -129,6 +130,75 @@ describe('WAL archive', () => {
       const file = await writeWal(SEGMENT, segment());
       const err = await expectStrataError(() => archivePush({ repo, cluster: 'other', walPath: file, compression: 'zstd' }), 'NotFound');
       expect(err.hint).toMatch(/strata init --cluster other/);
+    });
+  });
+
+  describe('prepareWal and storePreparedWal (the async pusher: prepared in workers, stored here)', () => {
+    const zstd3 = { codec: 'zstd' as const, level: 3 };
+    const decompressed = async (key: string) => repo.compressor('zstd').decompress(Buffer.from(memory.objects.get(key)!.data));
+
+    it('prepares files one after another in one scratch without one body overwriting another', async () => {
+      const scratch = new WalScratch();
+      const a = segment();
+      const b = segment();
+      const pa = prepareWal(await writeWal(SEGMENT, a), zstd3, scratch);
+      const pb = prepareWal(await writeWal('000000010000000000000002', b), zstd3, scratch);
+      expect(pa).toMatchObject({ walName: SEGMENT, size: SEGMENT_SIZE, sha256: sha256(a), codec: zstd3 });
+      expect(pa.header?.systemIdentifier).toBe(SYSTEM_ID.toString());
+      expect(pb.sha256).toBe(sha256(b));
+      expect((await repo.compressor('zstd').decompress(pa.body)).equals(a)).toBe(true);
+      expect((await repo.compressor('zstd').decompress(pb.body)).equals(b)).toBe(true);
+      // Its own memory, exactly its size: a worker hands it over by transfer.
+      expect(pa.body.byteOffset).toBe(0);
+      expect(pa.body.buffer.byteLength).toBe(pa.body.length);
+      const stored = await storePreparedWal({
+        repo,
+        cluster: CLUSTER,
+        walPath: path.join(tmp, 'pg_wal', SEGMENT),
+        compression: 'zstd',
+        prepared: pa,
+      });
+      expect(stored).toMatchObject({ walName: SEGMENT, sha256: sha256(a), storedBytes: pa.body.length, alreadyArchived: false });
+      expect(memory.objects.get(stored.key)!.data.equals(pa.body)).toBe(true);
+    });
+
+    it("compresses again with the repository's compressor what was prepared with another codec, or none", async () => {
+      const data = segment();
+      const file = await writeWal(SEGMENT, data);
+      // A raw body under the repository's .zst key would be unreadable: it must be compressed here.
+      const asNone = prepareWal(file, { codec: 'none', level: 0 });
+      expect(asNone.body.equals(data)).toBe(true);
+      const stored = await storePreparedWal({ repo, cluster: CLUSTER, walPath: file, compression: 'zstd', prepared: asNone });
+      expect(stored.key.endsWith('.zst')).toBe(true);
+      expect(stored.storedBytes).toBeLessThan(SEGMENT_SIZE);
+      expect((await decompressed(stored.key)).equals(data)).toBe(true);
+
+      const other = await writeWal('000000010000000000000002', segment());
+      const uncompressed = prepareWal(other, undefined);
+      const second = await storePreparedWal({ repo, cluster: CLUSTER, walPath: other, compression: 'zstd', prepared: uncompressed });
+      expect(second.storedBytes).toBeLessThan(SEGMENT_SIZE);
+      expect((await decompressed(second.key)).equals(await fs.readFile(other))).toBe(true);
+    });
+
+    it('stores nothing when the file changed between preparing and compressing again', async () => {
+      const file = await writeWal(SEGMENT, segment());
+      const prepared = prepareWal(file, { codec: 'zstd', level: 1 });
+      await fs.writeFile(file, segment());
+      const err = await expectStrataError(
+        () => storePreparedWal({ repo, cluster: CLUSTER, walPath: file, compression: 'zstd', prepared }),
+        'Integrity',
+      );
+      expect(err.message).toContain('changed');
+      expect(walKeys()).toEqual([]);
+    });
+
+    it('refuses a prepared segment from another system before storing anything', async () => {
+      const prepared = prepareWal(await writeWal(SEGMENT, segment(42n)), zstd3);
+      await expectStrataError(
+        () => storePreparedWal({ repo, cluster: CLUSTER, walPath: path.join(tmp, 'pg_wal', SEGMENT), compression: 'zstd', prepared }),
+        'Precondition',
+      );
+      expect(walKeys()).toEqual([]);
     });
   });
 

@@ -5,7 +5,7 @@ import { keys, parseWalObjectName } from '../repository/keys.js';
 import type { Repo } from '../repository/Repo.js';
 import { readClusterInfo } from '../repository/clusterInfo.js';
 import { SEGMENT_RE, isWalFileName } from '../postgres/walNames.js';
-import { readSegmentHeader } from './segmentHeader.js';
+import { prepareWal, sameCodec, type PreparedWal } from './prepare.js';
 import { unreadableWal, walNameOf } from './walFile.js';
 
 export { unreadableWal, walNameOf };
@@ -55,18 +55,20 @@ export async function findWalObjects(repo: Repo, cluster: string, walName: strin
  * succeed; different bytes under an archived name fail and never overwrite.
  */
 export async function archivePush(opts: ArchivePushOptions): Promise<ArchivePushResult> {
-  const { repo, cluster, walPath } = opts;
+  const prepared = prepareWal(opts.walPath, opts.repo.compressor(opts.compression).parallel);
+  return storePreparedWal({ ...opts, prepared });
+}
+
+/**
+ * The store half of archivePush, for a file prepareWal read, checksummed and compressed (maybe in
+ * a worker thread): checks it belongs to this cluster, then stores it unless already archived.
+ */
+export async function storePreparedWal(opts: ArchivePushOptions & { prepared: PreparedWal }): Promise<ArchivePushResult> {
+  const { repo, cluster, walPath, prepared } = opts;
+  const { walName, sha256, size, header } = prepared;
   const log = opts.logger ?? noopLogger;
-  const walName = walNameOf(walPath);
-  let data: Buffer;
-  try {
-    data = await fs.readFile(walPath);
-  } catch (err) {
-    throw unreadableWal(walPath, err);
-  }
   const info = await readClusterInfo(repo, cluster);
   if (SEGMENT_RE.test(walName)) {
-    const header = readSegmentHeader(data);
     if (header && header.systemIdentifier !== info.systemIdentifier) {
       throw new StrataError(
         'Precondition',
@@ -74,21 +76,20 @@ export async function archivePush(opts: ArchivePushOptions): Promise<ArchivePush
         { hint: 'archive_command points at the wrong cluster name or repository' },
       );
     }
-    if (data.length !== info.walSegmentSize) {
-      throw new StrataError('Integrity', `WAL segment ${walName} has ${data.length} bytes, expected ${info.walSegmentSize}`);
+    if (size !== info.walSegmentSize) {
+      throw new StrataError('Integrity', `WAL segment ${walName} has ${size} bytes, expected ${info.walSegmentSize}`);
     }
   }
-  const sha256 = createHash('sha256').update(data).digest('hex');
   const existing = await findWalObjects(repo, cluster, walName);
   const same = checkExisting(existing, walName, sha256, repo);
   // Several copies: the listing is their union, so "archived" may mean "in some copies"; the put
   // below stores it where it is missing (the others answer AlreadyExists).
   if (same && repo.copies.length === 1) {
-    return { walName, key: same.key, sha256, size: data.length, storedBytes: same.size, alreadyArchived: true };
+    return { walName, key: same.key, sha256, size, storedBytes: same.size, alreadyArchived: true };
   }
 
   const compressor = same ? repo.compressorByExtension(same.extension) : repo.compressor(opts.compression);
-  const body = await compressor.compress(data);
+  const body = sameCodec(compressor.parallel, prepared.codec) ? prepared.body : await compressor.compress(rawBytes(walPath, prepared));
   const key = same?.key ?? keys.walObject(cluster, walName, sha256, compressor.extension);
   let alreadyArchived = false;
   try {
@@ -100,7 +101,22 @@ export async function archivePush(opts: ArchivePushOptions): Promise<ArchivePush
   }
   // Another writer may have stored different bytes under this name meanwhile: say so now.
   checkExisting(await findWalObjects(repo, cluster, walName), walName, sha256, repo);
-  return { walName, key, sha256, size: data.length, storedBytes: body.length, alreadyArchived };
+  return { walName, key, sha256, size, storedBytes: body.length, alreadyArchived };
+}
+
+/**
+ * The file's bytes for a compressor other than the one it was prepared for (an earlier copy
+ * stored with another codec): read again, and the same bytes or nothing.
+ */
+function rawBytes(walPath: string, prepared: PreparedWal): Buffer {
+  if (prepared.codec === undefined) return prepared.body;
+  const again = prepareWal(walPath, undefined);
+  if (again.sha256 !== prepared.sha256) {
+    throw new StrataError('Integrity', `WAL file ${walPath} changed while it was being archived`, {
+      hint: 'PostgreSQL does not rewrite a WAL file it asked to archive: check what else writes to pg_wal',
+    });
+  }
+  return again.body;
 }
 
 function checkExisting(existing: WalObject[], walName: string, sha256: string, repo: Repo): WalObject | undefined {
