@@ -211,13 +211,15 @@ describe('3-2-1 copies across fs, S3 and Azure', () => {
     const last = await src.switchWalAndWait();
     phase(`ledger WAL in ${last}; archiver ${JSON.stringify(await archiverState())}`);
 
-    // Damage the local copy: flip bytes in the middle of the full backup's first pack, and delete
-    // the WAL segment that holds the ledger rows.
+    // Damage the local copy: flip bytes every 64 KiB of the full backup's first pack (one spot in
+    // the middle was not enough: on a fast machine pgbench can rewrite every page of the frame
+    // there, and the restore then never reads it), and delete the WAL segment that holds the
+    // ledger rows.
     const backups = path.join(src.repoDir, 'main', 'backup');
     const full = fs.readdirSync(backups).find((l) => /^\d{8}-\d{6}F$/.test(l))!;
     const pack = path.join(backups, full, 'pack', '000000');
     const bytes = fs.readFileSync(pack);
-    for (let i = 0; i < 64; i++) bytes[Math.floor(bytes.length / 2) + i]! ^= 0xff;
+    for (let at = 32 * 1024; at + 64 <= bytes.length; at += 64 * 1024) for (let i = 0; i < 64; i++) bytes[at + i]! ^= 0xff;
     fs.writeFileSync(pack, bytes);
     const walDir = path.join(src.repoDir, 'main', 'wal', last.slice(0, 16));
     const victim = fs.readdirSync(walDir).find((f) => f.startsWith(last))!;
