@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireEnv, startAzurite, type TestServer } from '@strata/test-servers';
-import { killAgents, metric, readState, scrape, startAgent, waitFor, writeAgentConfig } from './harness/agent.js';
+import { killAgents, metric, readState, scrape, startAgent, waitFor, within, writeAgentConfig } from './harness/agent.js';
 import { freePort, makeScratchDir, stopAllClusters } from './harness/postgres.js';
 import { writeStrataConfig } from './harness/strata.js';
 import { StrataCluster, restoreInto, secondsBefore } from './scenarios/strataCluster.js';
@@ -290,7 +290,8 @@ describe('3-2-1 copies across fs, S3 and Azure', () => {
     writeAgentConfig(src, fs.readFileSync(src.configPath, 'utf8'), { check: '*/2 * * * * *', replicate: '*/3 * * * * *' }, port);
     const agent = startAgent(src.configPath);
     const stateDir = path.join(src.scratch, 'state');
-    const diag = () => `${agent.lines.slice(-20).join('\n')}\n${agent.stderr.join('')}`;
+    const diag = () => `${agent.lines.slice(-40).join('\n')}\n${agent.stderr.join('')}`;
+    phase('agent: started');
     await waitFor(
       'a scheduled check and replication',
       () => {
@@ -300,7 +301,9 @@ describe('3-2-1 copies across fs, S3 and Azure', () => {
       120_000,
       diag,
     );
-    const m = await scrape(port);
+    phase('agent: scheduled check and replication seen');
+    const m = await within(scrape(port), 60_000, 'a metrics scrape', diag);
+    phase('agent: scraped');
     expect(metric(m, 'strata_rule321_met', 'cluster="main"'), m).toBe(1);
     expect(metric(m, 'strata_copies', 'cluster="main"')).toBe(4);
     expect(metric(m, 'strata_media_kinds', 'cluster="main"')).toBe(2);
@@ -311,6 +314,8 @@ describe('3-2-1 copies across fs, S3 and Azure', () => {
       expect(metric(m, 'strata_repository_lag_wal_files', `cluster="main",repo="${repo}"`)).toBe(0);
     }
     process.kill(readState(stateDir)!.pid, 'SIGTERM');
-    expect((await agent.exited).code).toBe(0);
+    // The agent's stopTimeout is 60 s: after that it kills its jobs, so it must be gone well before this.
+    expect((await within(agent.exited, 120_000, 'the agent to exit after SIGTERM', diag)).code).toBe(0);
+    phase('agent: stopped');
   }, 300_000);
 });

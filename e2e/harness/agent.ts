@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'vitest';
@@ -77,6 +77,22 @@ export async function waitFor<T>(what: string, fn: () => T | undefined | false, 
     if (v) return v;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${diag()}`);
     await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** `p`, or an error after `timeoutMs` naming what hung, with `diag()` and the process tree. */
+export async function within<T>(p: Promise<T>, timeoutMs: number, what: string, diag: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const ps = spawnSync('ps', ['-eo', 'pid,ppid,stat,etimes,args', '--forest'], { encoding: 'utf8' }).stdout;
+      reject(new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}\n${diag()}\n${ps}`));
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
