@@ -15,12 +15,20 @@ import { localHash, type HashThread, type StreamHash } from '../pipeline/HashThr
 import type { FileSyncer } from './FileSyncer.js';
 
 /**
- * Read-ahead windows kept per restore (1 MiB each). Files restored at once interleave their frames
- * in packs, and a chain reads the full's and the incrementals' packs side by side: with 8 kept, a
- * scale-100 chain restore fetched 350-390 MiB for 116 MiB of packs (windows evicted and fetched
- * again); with 32, ~220 MiB, and the restore ran ~20% faster (docs/performance.md).
+ * Read-ahead windows kept per restore (1 MiB each) that no announced frame still needs. Files
+ * restored at once interleave their frames in packs, and a chain reads the full's and the
+ * incrementals' packs side by side: with 8 kept, a scale-100 chain restore fetched 350-390 MiB for
+ * 116 MiB of packs (windows evicted and fetched again); with 32, ~220-310 MiB.
  */
 export const WINDOWS_KEPT = 32;
+/**
+ * Windows still needed by frames announced with `plan` stay cached beyond WINDOWS_KEPT, up to this
+ * many in all: a file in progress keeps the windows its later frames read. LRU alone, at 32 windows,
+ * evicted them while the other files restored at once went through theirs: 300 MiB fetched for a
+ * 125 MiB chain at scale 100; with planned windows kept, each window was fetched once
+ * (docs/performance.md).
+ */
+export const WINDOWS_MAX = 4 * WINDOWS_KEPT;
 
 /** Reads frames and block maps of one backup chain, checking every checksum on the way. */
 export class FrameReader {
@@ -33,6 +41,12 @@ export class FrameReader {
    */
   readAhead = 0;
   private readonly windows = new Map<string, Promise<Buffer>>();
+  /** Per window (`start\0key`): frames announced by `plan` that have not been read yet. */
+  private readonly planned = new Map<string, number>();
+  /** Windows kept that no planned frame needs (tests lower it). */
+  windowsKept = WINDOWS_KEPT;
+  /** Windows kept in all, needed or not. */
+  windowsMax = WINDOWS_MAX;
   /** Frames in flight across all files (see Permits): never more than the pool's slots. */
   readonly inFlight: Permits;
   /**
@@ -141,10 +155,43 @@ export class FrameReader {
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   }
 
-  /** One aligned window of a pack, from the cache (the most recently used WINDOWS_KEPT) or fetched once. */
+  /**
+   * Announces frames to be read (a file's, in the order they will be asked for): the windows they
+   * lie in are kept until `done` is called for each of them. Only with read-ahead.
+   */
+  plan(refs: Iterable<FrameRef>): void {
+    if (this.readAhead > 0) for (const ref of refs) this.eachWindow(ref, (id) => this.planned.set(id, (this.planned.get(id) ?? 0) + 1));
+  }
+
+  /** A planned frame was read (or will not be): its windows may go once nothing else needs them. */
+  done(ref: FrameRef): void {
+    if (this.readAhead <= 0) return;
+    this.eachWindow(ref, (id) => {
+      const left = (this.planned.get(id) ?? 0) - 1;
+      if (left > 0) this.planned.set(id, left);
+      else this.planned.delete(id);
+    });
+  }
+
+  /** Windows some planned frame still needs (0 once every planned frame is done). */
+  get plannedWindows(): number {
+    return this.planned.size;
+  }
+
+  private eachWindow(ref: FrameRef, visit: (id: string) => void): void {
+    const chunk = this.readAhead;
+    const key = this.packKey(ref);
+    const end = ref.offset + ref.length;
+    for (let start = Math.floor(ref.offset / chunk) * chunk; start < end; start += chunk) visit(`${start}\0${key}`);
+  }
+
+  /**
+   * One aligned window of a pack, from the cache or fetched once. The cache keeps windows planned
+   * frames still need (up to windowsMax) and the most recently used windowsKept of the others.
+   */
   private window(copy: Repository, key: string, start: number, chunk: number): Promise<Buffer> {
     // Per copy: a frame retried from another copy never comes from the failed copy's window.
-    const id = `${start} ${copy.name}\0${key}`;
+    const id = `${start}\0${key}\0${copy.name}`;
     const cached = this.windows.get(id);
     if (cached) {
       this.windows.delete(id);
@@ -158,8 +205,21 @@ export class FrameReader {
     });
     this.windows.set(id, fetching);
     fetching.catch(() => this.windows.delete(id));
-    if (this.windows.size > WINDOWS_KEPT) this.windows.delete(this.windows.keys().next().value!);
+    this.evict();
     return fetching;
+  }
+
+  /** Drops the least recently used windows no planned frame needs, then, past windowsMax, any. */
+  private evict(): void {
+    let unneeded = 0;
+    for (const id of this.windows.keys()) if (!this.planned.has(id.slice(0, id.lastIndexOf('\0')))) unneeded++;
+    for (const id of [...this.windows.keys()]) {
+      if (unneeded <= this.windowsKept) break;
+      if (this.planned.has(id.slice(0, id.lastIndexOf('\0')))) continue;
+      this.windows.delete(id);
+      unneeded--;
+    }
+    while (this.windows.size > this.windowsMax) this.windows.delete(this.windows.keys().next().value!);
   }
 
   corrupt(key: string, ref: FrameRef, what: string, why: string, cause?: unknown, copy: Repo = this.repo): StrataError {
@@ -324,10 +384,13 @@ export async function restorePages(
   const running: Promise<void>[] = [];
   let failure: { err: unknown } | undefined;
   let turn = Promise.resolve();
-  for (const index of order) {
+  // The windows these frames lie in stay cached until each frame is read (see FrameReader.plan).
+  reader.plan(order.map((index) => map.superBlocks[index]!));
+  for (const [at, index] of order.entries()) {
     await reader.inFlight.acquire();
     if (failure) {
       reader.inFlight.release();
+      for (const rest of order.slice(at)) reader.done(map.superBlocks[rest]!);
       break;
     }
     const sb = map.superBlocks[index]!;
@@ -346,6 +409,7 @@ export async function restorePages(
         failure ??= { err };
       } finally {
         done();
+        reader.done(sb);
         reader.inFlight.release();
       }
     })();

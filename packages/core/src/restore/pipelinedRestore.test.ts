@@ -96,6 +96,80 @@ describe('FrameReader read-ahead windows', () => {
   });
 });
 
+describe('FrameReader keeps the windows planned frames still need', () => {
+  const WINDOW = 4096;
+  /** A pack of `n` windows holding two one-page frames each (frame 2w and 2w + 1 in window w). */
+  async function twoFramesPerWindow(n: number) {
+    const zstd = await zstdPlugin.create({ level: 3 }, { configDir: '/' });
+    const repo = new Repository('mem', new MemoryBackend(), new Map([['zstd', zstd]]));
+    const contents = Array.from({ length: 2 * n }, (_, i) => Buffer.alloc(PAGE, i + 1));
+    const pack = Buffer.alloc(n * WINDOW);
+    const refs = await Promise.all(
+      contents.map(async (c, i) => {
+        const f = await zstd.compress(c);
+        expect(f.length).toBeLessThan(WINDOW / 2);
+        const offset = Math.floor(i / 2) * WINDOW + (i % 2) * (WINDOW / 2);
+        f.copy(pack, offset);
+        return { pack: 1, offset, length: f.length };
+      }),
+    );
+    await repo.put(keys.pack('main', 'F', 1), pack);
+    const reader = new FrameReader(repo, manifestOf('F', []));
+    reader.readAhead = WINDOW;
+    reader.windowsKept = 1;
+    const read = async (i: number) => {
+      const data = await reader.withFrame(refs[i]!, PAGE, `frame ${i}`, (d) => Buffer.from(d));
+      expect(data.equals(contents[i]!)).toBe(true);
+    };
+    return { reader, refs, read, packBytes: pack.length };
+  }
+
+  it('keeps a planned window while other files go through more windows than windowsKept, and lets it go once done', async () => {
+    const { reader, refs, read, packBytes } = await twoFramesPerWindow(6);
+    // A file in progress reads frames 0 and 1 (window 0); between them other files read windows 1-5.
+    reader.plan([refs[0]!, refs[1]!]);
+    await read(0);
+    reader.done(refs[0]!);
+    for (const i of [2, 4, 6, 8, 10]) await read(i);
+    await read(1);
+    reader.done(refs[1]!);
+    // Window 0 was fetched once, though 5 others came between (LRU with 1 kept would have evicted it).
+    expect(reader.bytesFetched).toBe(packBytes);
+    // No planned frame needs window 0 any more: it goes like any other. Window 1 (fetched again, as
+    // only window 5 and the planned window 0 were kept) pushes it out, and it is fetched again.
+    await read(3);
+    expect(reader.bytesFetched).toBe(packBytes + WINDOW);
+    await read(0);
+    expect(reader.bytesFetched).toBe(packBytes + 2 * WINDOW);
+  });
+
+  it('keeps no more than windowsMax windows, planned or not', async () => {
+    const { reader, refs, read, packBytes } = await twoFramesPerWindow(4);
+    reader.windowsMax = 2;
+    reader.plan(refs);
+    for (const i of [0, 2, 4, 6]) await read(i);
+    expect(reader.bytesFetched).toBe(packBytes);
+    // Windows 0 and 1 were dropped to stay at 2: their second frames are fetched again.
+    await read(1);
+    expect(reader.bytesFetched).toBe(packBytes + WINDOW);
+  });
+
+  it('a restored chain releases every window it planned', async () => {
+    const { repo, changed, incr } = await chain();
+    const pool = newPool();
+    try {
+      const reader = new FrameReader(repo, manifestOf('F_I', [incr]), pool);
+      reader.readAhead = 3 * PAGE;
+      const out = path.join(dir, 'chain-planned');
+      await restoreFile(incr, out, reader, { chown: false });
+      expect(fs.readFileSync(out).equals(changed)).toBe(true);
+      expect(reader.plannedWindows).toBe(0);
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
 describe('restore through the block pool, frames pipelined', () => {
   it.each([false, true])(
     'restores a chain whose pages arrive out of order and checks its sha256 (trusting frame checksums: %s)',
@@ -132,12 +206,14 @@ describe('restore through the block pool, frames pipelined', () => {
       try {
         const reader = new FrameReader(repo, manifestOf('F_I', [incr]), pool);
         reader.trustFrameChecksums = trust;
+        reader.readAhead = 3 * PAGE;
         const err: unknown = await restoreFile(incr, path.join(dir, `chain-damaged-${trust}`), reader, { chown: false }).catch(
           (e: unknown) => e,
         );
         expect(isStrataError(err) && err.code === 'Integrity').toBe(true);
-        // Every permit came back: the next file restores.
+        // Every permit came back: the next file restores; and no window stays kept for its frames.
         expect(await reader.inFlight.acquire().then(() => 'free')).toBe('free');
+        expect(reader.plannedWindows).toBe(0);
       } finally {
         await pool.close();
       }
