@@ -27,8 +27,26 @@ describe('setMetadata', () => {
   });
 });
 
-describe('StagedFile', () => {
+/** Consecutive pages of a frame as runs [first page, count]. */
+function runsOf(frame: number[]): [number, number][] {
+  const runs: [number, number][] = [];
+  for (const page of frame) {
+    const last = runs.at(-1);
+    if (last && last[0] + last[1] === page) last[1]++;
+    else runs.push([page, 1]);
+  }
+  return runs;
+}
+
+describe.each(['page by page', 'in runs'])('StagedFile, pages put %s', (how) => {
   const PAGE = 16;
+  const putAll = (staged: StagedFile, content: Buffer, frame: number[], page = PAGE) => {
+    const runs: [number, number][] = how === 'in runs' ? runsOf(frame) : frame.map((p) => [p, 1]);
+    for (const [first, count] of runs) {
+      const from = first * page;
+      staged.put(first, content, from, Math.min(count * page, content.length - from));
+    }
+  };
 
   /** Feeds `order` (lists of pages, one list per frame) through a StagedFile of `window` pages; returns the file and its sha256. */
   async function stage(content: Buffer, order: number[][], windowPages: number, hasher?: HashThread) {
@@ -45,7 +63,7 @@ describe('StagedFile', () => {
     const staged = new StagedFile(handle, content.length, PAGE, pages, windowPages * PAGE, hasher);
     try {
       for (const frame of order) {
-        for (const page of frame) staged.put(page, content, page * PAGE, Math.min(PAGE, content.length - page * PAGE));
+        putAll(staged, content, frame);
         await staged.flush(true);
       }
       const sha256 = await staged.digest();
@@ -98,7 +116,7 @@ describe('StagedFile', () => {
     const pages = 2048;
     const big = Buffer.alloc(pages * page);
     for (let i = 0; i < big.length; i += 4096) big.writeUInt32BE(i, i);
-    const out = path.join(dir, 'staged-default-window');
+    const out = path.join(dir, `staged-default-window-${how.replace(/ /g, '-')}`);
     const handle = await fsp.open(out, 'wx+');
     let writes = 0;
     const write = handle.write.bind(handle);
@@ -111,7 +129,7 @@ describe('StagedFile', () => {
       const sparse = Array.from({ length: pages / 8 }, (_, i) => i * 8);
       const rest = Array.from({ length: pages }, (_, i) => i).filter((p) => p % 8 !== 0);
       for (const frame of [sparse, ...Array.from({ length: rest.length / 112 }, (_, i) => rest.slice(i * 112, (i + 1) * 112))]) {
-        for (const p of frame) staged.put(p, big, p * page, page);
+        putAll(staged, big, frame, page);
         await staged.flush();
       }
       expect(await staged.digest()).toBe(createHash('sha256').update(big).digest('hex'));
@@ -154,11 +172,31 @@ describe('StagedFile', () => {
       [
         [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
         [0, 1, 2],
+        // Partly below the written prefix (8, 9), partly not (10, 11).
+        [8, 9, 10, 11],
         [10, 11, 12, 13, 14, 15, 16, 17, 18, 19],
       ],
       32,
     );
     expect(r.data.equals(content)).toBe(true);
     expect(r.sha256).toBe(sha);
+  });
+
+  it('restores the file when a later frame brings pages beyond the window again, a run in one write', async () => {
+    // Window of 4: 15 and 16 go out at once; then a run 14-17 beyond the window again.
+    const r = await stage(
+      content,
+      [
+        [0, 15, 16],
+        [1, 14, 15, 16, 17],
+        [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 18, 19],
+      ],
+      4,
+    );
+    expect(r.data.equals(content)).toBe(true);
+    expect(r.sha256).toBe(sha);
+    // Page by page: 15, 16, prefix 0; 14, 17, prefix 1; 6-13 one by one, 18, 19, prefix 2-5. In
+    // runs: 15-16, prefix 0; 14, 17 (15 and 16 are not written again), prefix 1; 6-13, 18-19, prefix 2-5.
+    expect(r.writes).toBe(how === 'in runs' ? 8 : 17);
   });
 });

@@ -327,9 +327,12 @@ export async function restorePages(
     let run: { from: number; page: number; len: number } | undefined;
     let frameWritten = 0;
     const writes: Promise<void>[] = [];
+    // Pages that follow each other in the frame and in the file go on as one run: one copy into the
+    // staging window (or one write, for delta restore) instead of one per page.
     const flush = () => {
       if (!run) return;
-      writes.push(writeAll(handle, data.subarray(run.from, run.from + run.len), run.page * pageSize));
+      if (staged) staged.put(run.page, data, run.from, run.len);
+      else writes.push(writeAll(handle, data.subarray(run.from, run.from + run.len), run.page * pageSize));
       run = undefined;
     };
     const pagesLoop = () => {
@@ -350,10 +353,6 @@ export async function restorePages(
           }
         }
         frameWritten += len;
-        if (staged) {
-          staged.put(page, data, from, len);
-          continue;
-        }
         if (run && run.from + run.len === from && run.page + run.len / pageSize === page) run.len += len;
         else {
           flush();
@@ -470,18 +469,46 @@ export class StagedFile {
     return Math.min(this.base * this.pageSize, this.size);
   }
 
-  /** Takes a verified page (`len` bytes of `data` at `from`). */
+  /**
+   * Takes verified pages: `len` bytes of `data` at `from`, the content of the file's pages from
+   * `page` on (whole pages, but for the file's last).
+   */
   put(page: number, data: Buffer, from: number, len: number): void {
+    const { pageSize, state } = this;
     // A frame read again from another copy after a failure: pages already written stay.
-    if (page < this.base) return;
-    const slot = page - this.base;
-    if (slot < this.windowPages) {
-      data.copy(this.buf, slot * this.pageSize, from, from + len);
-      this.state[page] = 1;
-      this.top = Math.max(this.top, page + 1);
-    } else if (this.state[page] !== 2) {
-      this.direct.push(writeAll(this.handle, Buffer.from(data.subarray(from, from + len)), page * this.pageSize));
-      this.state[page] = 2;
+    if (page < this.base) {
+      const skip = Math.min(this.base - page, Math.ceil(len / pageSize));
+      page += skip;
+      from += skip * pageSize;
+      len -= skip * pageSize;
+      if (len <= 0) return;
+    }
+    const inWindow = Math.min(Math.ceil(len / pageSize), this.base + this.windowPages - page);
+    if (inWindow > 0) {
+      const bytes = Math.min(len, inWindow * pageSize);
+      data.copy(this.buf, (page - this.base) * pageSize, from, from + bytes);
+      state.fill(1, page, page + inWindow);
+      this.top = Math.max(this.top, page + inWindow);
+      page += inWindow;
+      from += bytes;
+      len -= bytes;
+    }
+    // Beyond the window: written at once, each page once (a retried frame's are already there).
+    while (len > 0) {
+      while (len > 0 && state[page] === 2) {
+        page++;
+        from += pageSize;
+        len -= pageSize;
+      }
+      let n = 0;
+      while (n * pageSize < len && state[page + n] !== 2) n++;
+      if (n === 0) break;
+      const bytes = Math.min(len, n * pageSize);
+      this.direct.push(writeAll(this.handle, Buffer.from(data.subarray(from, from + bytes)), page * pageSize));
+      state.fill(2, page, page + n);
+      page += n;
+      from += bytes;
+      len -= bytes;
     }
   }
 
