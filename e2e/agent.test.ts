@@ -159,17 +159,23 @@ describe('strata agent (PostgreSQL 15)', () => {
 
     // Phase 4: SIGKILL the agent and its job mid-backup; the restarted agent clears the stale lock and backs up.
     agent = startAgent(src.configPath);
+    // Killed once the backup writes packs (not after a fixed delay: on a fast machine the whole
+    // backup finished within 700 ms and took its lock with it). The lock is read just before.
     await waitFor(
-      'a running full backup',
-      () => readState(stateDir)?.clusters.main?.running?.job === 'full' && fs.existsSync(path.join(stateDir, 'main.lock')),
-      30_000,
+      'a running full backup writing packs',
+      () =>
+        readState(stateDir)?.clusters.main?.running?.job === 'full' &&
+        fs.existsSync(path.join(stateDir, 'main.lock')) &&
+        backupInProgress(src.repoDir),
+      60_000,
       diag,
     );
-    await new Promise((r) => setTimeout(r, 700));
+    const lock = JSON.parse(fs.readFileSync(path.join(stateDir, 'main.lock'), 'utf8')) as { pid: number; job: string };
     process.kill(-agent.child.pid!, 'SIGKILL');
     expect((await agent.exited).signal).toBe('SIGKILL');
-    const lock = JSON.parse(fs.readFileSync(path.join(stateDir, 'main.lock'), 'utf8')) as { pid: number; job: string };
     expect(lock.job).toBe('backup --type full');
+    // The killed job had no chance to remove its lock: the restarted agent finds it stale.
+    expect(fs.existsSync(path.join(stateDir, 'main.lock'))).toBe(true);
     const procState = () =>
       fs.existsSync(`/proc/${lock.pid}/stat`) ? fs.readFileSync(`/proc/${lock.pid}/stat`, 'utf8').split(') ')[1]![0] : 'gone';
     // SIGKILL takes effect asynchronously: wait until the job is gone (or a zombie nobody reaped yet).
